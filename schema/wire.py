@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import struct
@@ -59,6 +60,9 @@ class Set(_Req, tag="set"):
 
 
 class Reload(_Req, tag="reload"):
+    """Apply the candidate. With `confirm_within_secs` the router reverts by itself unless a
+    `confirm` arrives within that many seconds (commit-confirmed)."""
+
     mutating = True
     confirm_within_secs: Count | None = None
     comment: Name = ""
@@ -146,9 +150,14 @@ class ConfigDump(_Req, tag="configdump"):
 
 
 class ConfigPush(_Req, tag="configpush"):
+    """A whole public TOML, optionally with its secrets overlay (None keeps the router's secrets)
+    and the revision it was edited from (a stale base is refused: optimistic concurrency)."""
+
     mutating = True
     toml: Text
     comment: Name = ""
+    secrets: Text | None = None
+    base_revision: Count | None = None
 
 
 class VpnKeyUpload(_Req, tag="vpnkeyupload"):
@@ -168,10 +177,13 @@ class Restore(_Req, tag="restore"):
 
 
 class Rollback(_Req, tag="rollback"):
+    """Return to revision `to`, or to the revision running at time `at` (see `parse_time`)."""
+
     mutating = True
     confirm: bool = False
     to: Count | None = None
     at: Name | None = None
+    comment: Name = ""
 
 
 class RollbackList(_Req, tag="rollbacklist"):
@@ -257,6 +269,29 @@ def is_mutating(request: Request) -> bool:
     return request.mutating
 
 
+def parse_time(text: str) -> float:
+    """`Rollback.at`: Unix seconds, or ISO 8601 with an offset (`2026-11-28T18:00:00+00:00`,
+    `...Z`). A time without an offset is refused: client and router may disagree on the zone
+    (oxctl converts the operator's local time to Unix seconds before sending)."""
+    text = text.strip()
+    try:
+        return float(text) if text.replace(".", "", 1).isdigit() else _iso(text)
+    except ValueError as e:
+        raise ValueError(f"time {text!r}: {e}") from None
+
+
+def _iso(text: str) -> float:
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            "not Unix seconds or an ISO 8601 time such as 2026-11-28T18:00:00+00:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError("no UTC offset; add one such as +00:00 or Z")
+    return moment.timestamp()
+
+
 # ---------------------------------------------------------------- responses
 
 
@@ -268,8 +303,40 @@ class Ok(_Resp, tag="ok"):
     pass
 
 
+class RevisionRow(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """One config revision as `log` and `rollback-list` report it."""
+
+    id: Count
+    status: Name  # proposed / applied / failed / reverted
+    time: float
+    author: Name | None = None
+    fingerprint: Name | None = None
+    comment: Name = ""
+    source: Name = ""
+    hostname: Name = ""
+    summary: Text = ""
+    running: bool = False
+
+
+class BlameRow(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """Which revision last changed a config path, who made it and why."""
+
+    path: Name
+    revision: Count
+    time: float
+    author: Name | None = None
+    comment: Name = ""
+
+
 class Value(_Resp, tag="value"):
+    """Text for people in `value` (all the reference's client shows); the optional fields carry
+    the same facts for scripts (`oxctl --json`) and are skipped by clients that do not know them."""
+
     value: Text
+    running: Count | None = None
+    candidate: Count | None = None
+    revisions: Annotated[list[RevisionRow], msgspec.Meta(max_length=4096)] | None = None
+    blame: BlameRow | None = None
 
 
 class ServiceStatus(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
@@ -343,6 +410,13 @@ class StatusReply(_Resp, tag="status"):
     wg: list[WgIfaceStatus] = []
     active_vpn: Name | None = None
     vpns: list[VpnEntry] = []
+    # oxwrt additions (absent from the reference's reply; older clients skip them)
+    hostname: Name = ""
+    running_revision: Count | None = None
+    candidate_revision: Count | None = None
+    confirm_deadline: float | None = None  # Unix time the pending revision reverts at
+    journal_seq: Count = 0
+    problems: list[Text] = []  # e.g. files on disk that do not validate (the last good runs)
 
 
 class LogLine(_Resp, tag="logline"):
@@ -365,6 +439,7 @@ class Progress(_Resp, tag="progress"):
 class Err(_Resp, tag="err"):
     message: Text
     code: Name = ""
+    details: Annotated[list[Text], msgspec.Meta(max_length=256)] = []
 
 
 Response = Ok | Value | StatusReply | LogLine | FwProgress | Progress | Err
@@ -601,6 +676,7 @@ __all__ = [
     "TRAILER_LEN",
     "Backup",
     "Blame",
+    "BlameRow",
     "Collection",
     "ConfigDump",
     "ConfigPush",
@@ -633,6 +709,7 @@ __all__ = [
     "Response",
     "Restart",
     "Restore",
+    "RevisionRow",
     "Rollback",
     "RollbackList",
     "Set",
@@ -656,6 +733,7 @@ __all__ = [
     "is_long_header",
     "is_mutating",
     "mac1",
+    "parse_time",
     "sign_request",
     "signing_payload",
     "split_trailer",

@@ -1,0 +1,352 @@
+"""decide(state, request, now) -> Decision: the config transaction as a pure function.
+
+Owns every rule of push, reload, dry-run, auto-revert, rollback and commit-confirmed. It returns
+the events to journal (past-tense facts), the effects the shell must carry out (apply a revision,
+compute a plan) and the reply, or a rejection with a precise reason; it never touches the kernel.
+Invariants:
+- validation happens here, so push, SIGHUP, boot and rollback get the same checks;
+- an event that changes what runs is journaled before the shell acts on it, except
+  ConfigApplied, which is a fact only once the kernel accepted the revision: so a crash at any
+  point leaves the journal naming one revision the router converges to on the next boot;
+- every failed apply names a fallback, and reverting never recurses: a failed revert is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final, Literal
+
+import msgspec
+
+from oxwrtd.core.state import Revision, State
+from schema.events import (
+    ApplyFailed,
+    AutoReverted,
+    Booted,
+    ConfigApplied,
+    ConfigProposed,
+    Confirmed,
+    ConfirmExpired,
+    ConfirmRequested,
+    Event,
+    RolledBack,
+    SealedLeaf,
+    Signed,
+)
+from schema.load import load_text
+
+MAX_CONFIRM_WINDOW_S: Final = 24 * 3600.0  # a forgotten confirm must not pin a revision for days
+MIN_CONFIRM_WINDOW_S: Final = 5.0  # shorter cannot survive one apply plus the operator's reply
+
+
+class _Request(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class Propose(_Request, frozen=True, kw_only=True):
+    """A new config pair. `secrets_toml` is clear text used only to validate; the journal gets
+    `sealed` (sealed by the shell with the device key, which decide never sees)."""
+
+    public_toml: str
+    secrets_toml: str | None = None
+    sealed: dict[str, SealedLeaf] = {}
+    comment: str = ""
+    base_revision: int | None = None
+    source: Literal["rpc", "sighup", "boot", "replay"] = "rpc"
+    by: Signed | None = None
+
+
+class Reload(_Request, frozen=True, kw_only=True):
+    dry_run: bool = False
+    confirm_within: float | None = None  # seconds
+
+
+class ApplyOutcome(_Request, frozen=True, kw_only=True):
+    """What the shell reports after carrying out `Apply`."""
+
+    apply: Apply
+    ok: bool
+    reason: str = ""
+    step: str = ""
+
+
+class Confirm(_Request, frozen=True, kw_only=True):
+    by: Signed | None = None
+
+
+class Rollback(_Request, frozen=True, kw_only=True):
+    to: int | None = None  # a revision id; None = the one that ran before the running one
+    comment: str = ""
+    by: Signed | None = None
+
+
+class Tick(_Request, frozen=True, kw_only=True):
+    """The runtime's timer fired (it re-arms at `next_deadline`)."""
+
+
+class Boot(_Request, frozen=True, kw_only=True):
+    software: str
+
+
+Request = Propose | Reload | ApplyOutcome | Confirm | Rollback | Tick | Boot
+
+
+class Apply(msgspec.Struct, frozen=True, kw_only=True):
+    """Effect: make `revision` the kernel's state. On failure, go back to `fallback` (None: this
+    is already a revert, so report instead of recursing)."""
+
+    revision: int
+    fallback: int | None
+    why: Literal["reload", "revert", "rollback", "boot"]
+    confirm_within: float | None = None
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """Effect: compute what applying `revision` would change, without changing anything."""
+
+    revision: int
+
+
+Effect = Apply | Plan
+
+
+RejectCode = Literal[
+    "invalid", "stale", "nothing", "unknown-revision", "not-pending", "bad-request"
+]
+
+
+class Rejected(msgspec.Struct, frozen=True, kw_only=True):
+    code: RejectCode
+    message: str
+    details: list[str] = []
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    events: list[Event] = []
+    effects: list[Effect] = []
+    reply: str = ""
+    rejected: Rejected | None = None
+
+
+def decide(state: State, request: Request, now: float) -> Decision:
+    handler = _HANDLERS[type(request)]
+    return handler(state, request, now)
+
+
+def next_deadline(state: State) -> float | None:
+    return state.pending_confirm.deadline if state.pending_confirm else None
+
+
+def head(state: State) -> int | None:
+    """The revision a new push must be based on: the candidate if any, else the running one."""
+    return state.candidate if state.candidate is not None else state.running
+
+
+def previous_good(state: State, revision: int | None) -> int | None:
+    """The newest revision in the rollback ring other than `revision`."""
+    return next((r for r in reversed(state.ring) if r != revision), None)
+
+
+# ---------------------------------------------------------------------------- handlers
+
+
+def _propose(state: State, req: Propose, now: float) -> Decision:
+    current = head(state)
+    if req.base_revision is not None and req.base_revision != current:
+        return _reject(
+            "stale",
+            f"push is based on revision {req.base_revision} but the head is {current}; "
+            "fetch the current config, re-apply your edit and push again",
+        )
+    loaded = load_text(req.public_toml, req.secrets_toml)
+    if not loaded.ok:
+        return _reject(
+            "invalid",
+            f"config has {len(loaded.issues)} problem(s); nothing was changed",
+            [str(i) for i in loaded.issues],
+        )
+    if current is not None and _same_as(state.revisions.get(current), req):
+        return Decision(reply=f"no change: identical to revision {current}")
+    revision = state.next_revision
+    event = ConfigProposed(
+        revision=revision,
+        base_revision=req.base_revision if req.base_revision is not None else current,
+        public_toml=req.public_toml,
+        sealed_secrets=dict(req.sealed),
+        comment=req.comment,
+        source=req.source,
+        by=req.by,
+    )
+    return Decision(events=[event], reply=f"revision {revision} proposed; run reload to apply it")
+
+
+def _same_as(rev: Revision | None, req: Propose) -> bool:
+    if rev is None or rev.public_toml != req.public_toml:
+        return False
+    return {p: s.digest for p, s in rev.sealed_secrets.items()} == {
+        p: s.digest for p, s in req.sealed.items()
+    }
+
+
+def _reload(state: State, req: Reload, now: float) -> Decision:
+    target = head(state)
+    if target is None:
+        return _reject("nothing", "no revision to apply: push a config first")
+    if req.dry_run:
+        return Decision(effects=[Plan(revision=target)])
+    window = req.confirm_within
+    if window is not None and not MIN_CONFIRM_WINDOW_S <= window <= MAX_CONFIRM_WINDOW_S:
+        return _reject(
+            "bad-request",
+            f"confirm window must be between {MIN_CONFIRM_WINDOW_S:g} s and "
+            f"{MAX_CONFIRM_WINDOW_S:g} s, got {window:g} s",
+        )
+    if state.pending_confirm is not None and target != state.pending_confirm.revision:
+        return _reject(
+            "bad-request",
+            f"revision {state.pending_confirm.revision} is waiting for confirm; "
+            "confirm it or let it expire before applying another",
+        )
+    apply = Apply(
+        revision=target,
+        fallback=previous_good(state, target) if target != state.running else state.running,
+        why="reload",
+        confirm_within=window,
+    )
+    return Decision(effects=[apply], reply=f"applying revision {target}")
+
+
+def _outcome(state: State, req: ApplyOutcome, now: float) -> Decision:
+    a = req.apply
+    if req.ok:
+        events: list[Event] = [ConfigApplied(revision=a.revision)]
+        if a.confirm_within is not None:
+            events.append(ConfirmRequested(revision=a.revision, deadline=now + a.confirm_within))
+        reply = f"revision {a.revision} applied"
+        if a.confirm_within is not None:
+            reply += f"; run confirm within {a.confirm_within:g} s or it reverts by itself"
+        return Decision(events=events, reply=reply)
+    failed = ApplyFailed(revision=a.revision, reason=req.reason, step=req.step)
+    if a.fallback is None or a.fallback == a.revision:
+        return Decision(
+            events=[failed],
+            reply=f"applying revision {a.revision} failed at {req.step or 'apply'}: {req.reason}; "
+            "no earlier revision to revert to: operator intervention needed",
+        )
+    revert = AutoReverted(
+        from_revision=a.revision,
+        to_revision=a.fallback,
+        reason=f"{req.step or 'apply'}: {req.reason}",
+    )
+    back = Apply(revision=a.fallback, fallback=None, why="revert")
+    return Decision(
+        events=[failed, revert],
+        effects=[back],
+        reply=f"applying revision {a.revision} failed at {req.step or 'apply'}: {req.reason}; "
+        f"reverting to revision {a.fallback}",
+    )
+
+
+def _confirm(state: State, req: Confirm, now: float) -> Decision:
+    pending = state.pending_confirm
+    if pending is None:
+        return _reject("not-pending", "nothing is waiting for confirm")
+    if now >= pending.deadline:
+        return _reject(
+            "not-pending", f"the confirm window of revision {pending.revision} has already closed"
+        )
+    return Decision(
+        events=[Confirmed(revision=pending.revision, by=req.by)],
+        reply=f"revision {pending.revision} confirmed",
+    )
+
+
+def _rollback(state: State, req: Rollback, now: float) -> Decision:
+    running = state.running
+    target = req.to if req.to is not None else previous_good(state, running)
+    if target is None:
+        return _reject("nothing", "no earlier revision to roll back to")
+    rev = state.revisions.get(target)
+    if rev is None:
+        known = ", ".join(str(r) for r in sorted(state.revisions)) or "none"
+        return _reject("unknown-revision", f"no revision {target} (known: {known})")
+    if rev.status == "failed" and target not in state.ring:
+        return _reject("bad-request", f"revision {target} never applied successfully")
+    event = RolledBack(
+        from_revision=running if running is not None else target,
+        to_revision=target,
+        comment=req.comment,
+        by=req.by,
+    )
+    apply = Apply(revision=target, fallback=running, why="rollback")
+    return Decision(events=[event], effects=[apply], reply=f"rolling back to revision {target}")
+
+
+def _tick(state: State, req: Tick, now: float) -> Decision:
+    pending = state.pending_confirm
+    if pending is None or now < pending.deadline:
+        return Decision()
+    return _expire(state, pending.revision, "confirm window expired")
+
+
+def _expire(state: State, revision: int, why: str) -> Decision:
+    back = previous_good(state, revision)
+    events: list[Event] = [ConfirmExpired(revision=revision)]
+    if back is None:
+        return Decision(events=events, reply=f"revision {revision} unconfirmed; nothing earlier")
+    events.append(AutoReverted(from_revision=revision, to_revision=back, reason=why))
+    return Decision(
+        events=events,
+        effects=[Apply(revision=back, fallback=None, why="revert")],
+        reply=f"revision {revision} was not confirmed in time: reverting to revision {back}",
+    )
+
+
+def _boot(state: State, req: Boot, now: float) -> Decision:
+    events: list[Event] = [Booted(software=req.software)]
+    pending = state.pending_confirm
+    if pending is not None and now >= pending.deadline:
+        # The window closed while the router was down (power cut, crash): revert now.
+        expired = _expire(state, pending.revision, "confirm window expired while down")
+        return Decision(
+            events=events + expired.events, effects=expired.effects, reply=expired.reply
+        )
+    if state.running is None:
+        return Decision(events=events, reply="no revision has ever been applied")
+    apply = Apply(revision=state.running, fallback=previous_good(state, state.running), why="boot")
+    return Decision(events=events, effects=[apply], reply=f"booting revision {state.running}")
+
+
+def _reject(code: RejectCode, message: str, details: list[str] | None = None) -> Decision:
+    return Decision(rejected=Rejected(code=code, message=message, details=details or []))
+
+
+_HANDLERS: Final[dict[type, Callable[[State, Any, float], Decision]]] = {
+    Propose: _propose,
+    Reload: _reload,
+    ApplyOutcome: _outcome,
+    Confirm: _confirm,
+    Rollback: _rollback,
+    Tick: _tick,
+    Boot: _boot,
+}
+
+__all__ = [
+    "Apply",
+    "ApplyOutcome",
+    "Boot",
+    "Confirm",
+    "Decision",
+    "Effect",
+    "Plan",
+    "Propose",
+    "Rejected",
+    "Reload",
+    "Request",
+    "Rollback",
+    "Tick",
+    "decide",
+    "head",
+    "next_deadline",
+    "previous_good",
+]
