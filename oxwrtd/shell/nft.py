@@ -71,10 +71,31 @@ class NftBackend(Protocol):
     def drifted(self, ruleset: Ruleset) -> bool: ...
 
 
+# The kernel gives the initial network namespace a fixed inode (PROC_NET_INIT_INO in
+# include/linux/proc_ns.h); /proc/1/ns/net may be unreadable in a sandbox, this never is.
+PROC_NET_INIT_INO = 0xEFFFFFF9
+
+
+def in_init_netns() -> bool:
+    """Whether this thread is in the machine's own (initial) network namespace."""
+    try:
+        return Path("/proc/thread-self/ns/net").stat().st_ino == PROC_NET_INIT_INO
+    except OSError:
+        return True  # cannot tell: assume the worst
+
+
+INIT_NETNS_REFUSAL = (
+    "refusing to install router rules in this machine's own network namespace (PID 1's): a "
+    "default-drop input chain there can cut the machine off. Run oxwrtd inside a network "
+    "namespace or as PID 1, or pass --host-namespace when this machine really is the router"
+)
+
+
 class Nft:
     """libnftables in this process's network namespace."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, allow_init_netns: bool = False) -> None:
+        self.allow_init_netns = allow_init_netns
         os.environ["TZ"] = "UTC"
         time.tzset()
         self._ctx = nftables.Nftables()
@@ -117,6 +138,8 @@ class Nft:
 
     def apply(self, ruleset: Ruleset, *, force: bool = False) -> ApplyOutcome:
         """Install `ruleset` unless it already is; `force` rewrites it anyway (drift repair)."""
+        if not self.allow_init_netns and os.getpid() != 1 and in_init_netns():
+            raise NftApplyError(INIT_NETNS_REFUSAL)
         if not force and ruleset.absent and self.observe(ruleset.table) is None:
             return ApplyOutcome(changed=False, digest=ruleset.digest)
         if not force and self.installed_digest(ruleset.table) == ruleset.digest:
