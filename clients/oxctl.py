@@ -1,10 +1,13 @@
-"""`oxctl`: the command tree. Offline commands (`check`, `dump-config`) work on local files.
+"""`oxctl`: the command tree. Offline commands (`check`, `dump-config`, `keygen`) work on local
+files; `oxctl [OPTIONS] HOST[:PORT] COMMAND ...` talks to a router (clients/remote.py).
 
-The argument tree is built in one function (`build_parser`) from `COMMANDS`: each entry adds
-one subcommand (a remote command module adds its own `add_*` there), and each command is a small
-function taking the parsed arguments and returning the exit status. Imports are lazy so
-`oxctl --help` stays fast. Exit status: 0 success, 1 the config has issues, 2 usage error (bad
-arguments, a file that cannot be read).
+The offline tree is built in one function (`build_parser`) from `COMMANDS`: each entry adds
+one subcommand, and each command is a small function taking the parsed arguments and returning
+the exit status. `main` sends an invocation whose first word is not an offline command to the
+remote tree, which registers the `cmd_*` modules the same way. Imports are lazy so
+`oxctl --help` stays fast. Exit status: 0 success, 1 the config has issues (offline) or the
+router refused (remote), 2 usage error (bad arguments, a file that cannot be read), 3 the router
+could not be reached or did not accept our key.
 """
 
 from __future__ import annotations
@@ -35,11 +38,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oxctl",
         description="Manage an oxwrt router. Offline commands work on local config files.",
+        epilog=REMOTE_USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(commands)
     return parser
+
+
+REMOTE_USAGE = """\
+remote commands: oxctl [--json] [--key FILE] [--server-key HEX] [--timeout SECS] HOST[:PORT] COMMAND
+  status | get KEY | set KEY VALUE | config-push FILE [--secrets FILE] [--comment T] [--base REV]
+  reload [--dry-run] [--confirm-within DUR] [--comment T] | confirm | rollback-list | log
+  rollback --confirm [--to REV | --at TIME] | show REV | diff REV1 [REV2] | blame PATH
+  dump-config | restart SERVICE | logs SERVICE [-f] | backup > FILE | restore FILE --confirm
+  reset --confirm | reboot --confirm | watch [--interval SECS] [COMMAND ...]
+  (`oxctl HOST --help` and `oxctl HOST COMMAND --help` for details; default port 51820)
+keys: --key FILE or $SQUIC_CLIENT_KEY (make one with `oxctl keygen FILE`);
+  --server-key HEX or $SQUIC_SERVER_KEY (`oxwrtd --print-server-key` on the router)
+"""
 
 
 # argparse exposes no public name for the object add_subparsers() returns.
@@ -119,10 +137,24 @@ def cmd_dump_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS: tuple[Callable[[Subcommands], None], ...] = (add_check, add_dump_config)
+def add_keygen(commands: Subcommands) -> None:
+    from clients.cmd_keygen import add_keygen as add
+
+    add(commands)
+
+
+COMMANDS: tuple[Callable[[Subcommands], None], ...] = (add_check, add_dump_config, add_keygen)
+OFFLINE = frozenset({"check", "dump-config", "keygen"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    from clients.remote import is_remote
+
+    if is_remote(argv, set(OFFLINE)):
+        from clients import remote
+
+        return remote.main(argv)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
