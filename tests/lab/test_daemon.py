@@ -123,12 +123,15 @@ def test_oxctl_from_the_lan_and_a_cut_off_operator_is_reverted_by_the_confirm_wi
     _push_new_lan_address(lab, router)
     # The reply may never arrive: the reload moves the address the operator talks to.
     cut_off = _reload_in_background(router, "6s")
-    assert wait_for(lambda: "revision 2 applied" in router.tail(80)), router.tail()
-    assert v4_addresses(lab, "br-lan") == {"192.168.51.1/24"}
-    assert wait_for(lambda: v4_addresses(lab, "br-lan") == {"192.168.50.1/24"}, timeout=20)
-    assert "was not confirmed in time: reverting to revision 1" in router.tail(80)
-    cut_off.kill()
-    cut_off.wait()
+    try:
+        assert wait_for(lambda: "revision 2 applied" in router.tail(80)), router.tail()
+        assert v4_addresses(lab, "br-lan") == {"192.168.51.1/24"}
+        assert wait_for(lambda: v4_addresses(lab, "br-lan") == {"192.168.50.1/24"}, timeout=20)
+        reverted = "was not confirmed in time: reverting to revision 1"
+        assert wait_for(lambda: reverted in router.tail(80)), router.tail()
+    finally:
+        cut_off.kill()
+        cut_off.wait()
     status = router.oxctl("lan", "--json", "192.168.50.1", "status")
     assert json.loads(status.stdout)["running_revision"] == 1
     assert "192.168.50.1" in (router.etc / "oxwrt.toml").read_text()
@@ -139,9 +142,11 @@ def test_a_confirm_window_that_closes_while_the_daemon_is_down_reverts_at_start(
 ):
     _push_new_lan_address(lab, router)
     cut_off = _reload_in_background(router, "5s")
-    assert wait_for(lambda: v4_addresses(lab, "br-lan") == {"192.168.51.1/24"})
-    cut_off.kill()
-    cut_off.wait()
+    try:
+        assert wait_for(lambda: v4_addresses(lab, "br-lan") == {"192.168.51.1/24"})
+    finally:
+        cut_off.kill()
+        cut_off.wait()
     assert router.proc is not None
     router.signal(signal.SIGKILL)
     router.proc.wait(10)
