@@ -35,6 +35,7 @@ from oxwrtd.core.dhcp_client import (
     client_env,
     parse_report,
 )
+from oxwrtd.shell.files import stop_group
 from schema.config import Wan
 from schema.events import LeaseAcquired
 
@@ -167,17 +168,8 @@ class DhcpClient:
     def stop(self) -> None:
         """SIGTERM to its process group, SIGKILL after the grace period; waits for it."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=STOP_GRACE_S)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-        proc.wait()
+        if proc is not None:
+            stop_group(proc, STOP_GRACE_S)
 
 
 __all__ = ["HOOK_SCRIPT", "DhcpClient", "LeaseReceiver", "default_paths"]

@@ -13,12 +13,12 @@ import contextlib
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from oxwrtd.core.render_dnsmasq import dnsmasq_argv
+from oxwrtd.shell.files import stop_group, write_if_changed
 
 READY_TIMEOUT_S = 5.0
 READY_POLL_S = 0.02
@@ -31,30 +31,7 @@ class DnsmasqError(RuntimeError):
 
 def write_conf(path: Path, text: str, mode: int = 0o644) -> bool:
     """Replace `path` with `text` atomically; False (and no write) when it already holds it."""
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a power cut
-    finally:
-        os.close(dir_fd)
-    return True
+    return write_if_changed(path, text, mode)
 
 
 def check_conf(path: Path, binary: str = "/usr/sbin/dnsmasq") -> str | None:
@@ -136,17 +113,8 @@ class Dnsmasq:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=STOP_GRACE_S)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-        proc.wait()
+        if proc is not None:
+            stop_group(proc, STOP_GRACE_S)
 
     def _log_tail(self) -> str:
         if self.log is None or not self.log.exists():
