@@ -7,8 +7,10 @@ the config writers use; the adapters reach it through here so there is one imple
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
@@ -16,15 +18,36 @@ from schema.tomledit import write_atomic
 
 
 def write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
-    """Replace `path` with `text` atomically; False (and no write) when it already holds it."""
+    """Make `path` hold `text` with `mode`; True when the text changed (and was written). A file
+    already holding the text keeps it, but still gets `mode` (a 0644 copy of a secret is fixed,
+    not left)."""
     try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
-        pass
+        fd = -1
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        fd = -1  # a symlink: replaced by the file itself, never written through
+    if fd >= 0:
+        try:
+            same = _read_all(fd) == text.encode()
+            if same:
+                if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+                    os.fchmod(fd, mode)
+                return False
+        finally:
+            os.close(fd)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text, mode)
     return True
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
