@@ -87,9 +87,7 @@ def test_sighup_adopts_an_edit_and_a_broken_edit_keeps_the_last_good(
     assert '"running": 2' in replay.stdout.replace("'", '"'), replay.stdout
 
 
-def test_sigkill_then_restart_converges_on_the_journaled_revision(
-    lab: Topology, router: LabRouter
-):
+def test_sigkill_then_restart_converges_on_the_journaled_revision(lab: Topology, router: LabRouter):
     assert router.proc is not None
     router.signal(signal.SIGKILL)
     router.proc.wait(10)
