@@ -493,6 +493,38 @@ class Control(Base):
     max_rpcs_per_sec: U32 = 20
 
 
+# ---------------------------------------------------------------- health gate and drift
+
+HEALTH_PROBE_KINDS: Final = ("kernel", "control", "services", "wan-gateway")
+HEALTH_PROBE_PREFIXES: Final = ("dns:", "ping:")
+
+
+class Health(Base):
+    """What proves an applied revision works, and how often the kernel is checked for drift.
+
+    `probes` run `interval_s` after each reload or rollback and then every `interval_s` while the
+    revision is younger than `window_s`; a probe that fails `failures_to_revert` rounds in a row
+    inside that window reverts to the previous good revision (a revert itself is probed and
+    reported, never reverted again). After the window they run every `monitor_s` (0 = stop) and
+    are only recorded. Each probe is one of:
+      "kernel"       the kernel holds exactly what the revision describes (no drift);
+      "control"      the control plane listens on every [control].listen address;
+      "services"     every [[services]] entry is running;
+      "wan-gateway"  the gateway of the active WAN answers a ping through its interface;
+      "dns:NAME"     NAME resolves through the router's own resolver ([dns]);
+      "ping:ADDR"    the IP address ADDR answers a ping.
+    `drift_check_s` compares the kernel with the running revision that often and repairs what
+    differs, journaling each difference (0 = off).
+    """
+
+    probes: list[str] = []
+    window_s: U32 = 120
+    interval_s: U32 = 10
+    failures_to_revert: U32 = 1
+    monitor_s: U32 = 0
+    drift_check_s: U32 = 0
+
+
 # ---------------------------------------------------------------- the whole file
 
 
@@ -519,6 +551,7 @@ class Config(Base):
     metrics: Metrics | None = None
     ddns: list[Ddns] = []
     backup_sftp: BackupSftp | None = None
+    health: Health = msgspec.field(default_factory=Health)
 
     def network(self, name: str) -> Network | None:
         return next((n for n in self.networks if n.name == name), None)
@@ -537,6 +570,8 @@ class Config(Base):
 
 __all__ = [
     "DEFAULT_CAPS",
+    "HEALTH_PROBE_KINDS",
+    "HEALTH_PROBE_PREFIXES",
     "WAN_MODE_KEYS",
     "WAN_MODE_REQUIRED",
     "BackupSftp",
@@ -556,6 +591,7 @@ __all__ = [
     "FirewallDefaults",
     "Forwarding",
     "He",
+    "Health",
     "IpSet",
     "Lan",
     "MatchSet",

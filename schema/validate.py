@@ -24,6 +24,8 @@ from typing import Any, Final
 
 from schema import values
 from schema.config import (
+    HEALTH_PROBE_KINDS,
+    HEALTH_PROBE_PREFIXES,
     WAN_MODE_KEYS,
     WAN_MODE_REQUIRED,
     Config,
@@ -58,6 +60,8 @@ NTP_SOURCE_MODES: Final = ("pool", "server", "nts")
 CT_STATES: Final = ("new", "established", "related", "invalid", "untracked")
 RADIO_BANDS: Final = ("2g", "5g")
 NFT_TABLE_FAMILIES: Final = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
+HEALTH_WINDOW_MAX_S: Final = 24 * 3600  # like the confirm window: a gate must not last days
+DNS_NAME_MAX: Final = 253  # RFC 1035 section 2.3.4, written as text without the final dot
 
 _HOSTNAME_LABEL_RE: Final = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _TIMEZONE_RE: Final = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
@@ -182,6 +186,14 @@ def _find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str] | None:
 # ---------------------------------------------------------------- the validator
 
 
+# Rule fields a legacy `action = "dnat"` rule does not honour (oxwrtd/core/fw_nat.legacy_dnat).
+DNAT_IGNORED_FIELDS: Final = (
+    "dest", "family", "src_port", "src_ip", "dest_ip", "src_mac", "icmp_type", "ct_state",
+    "limit", "limit_burst", "log", "counter", "reject_with", "device", "schedule", "match_set",
+    "set_mark", "set_dscp", "helper", "notrack",
+)  # fmt: skip
+
+
 class _Validator:
     def __init__(self, config: Config) -> None:
         self.c = config
@@ -219,6 +231,7 @@ class _Validator:
         self.backup()
         self.services()
         self.control()
+        self.health()
         return self.issues
 
     # ------------------------------------------------------------ shared checks
@@ -489,6 +502,7 @@ class _Validator:
                 self.err((*p, "action"), 'action "dnat" requires dnat_target ("ipv4:port")')
             else:
                 self.dnat_target((*p, "dnat_target"), rule.dnat_target)
+            self.dnat_fields(p, rule)
         elif rule.dnat_target is not None:
             self.err(
                 (*p, "dnat_target"),
@@ -556,6 +570,22 @@ class _Validator:
                 self.err((*p, "ct_state", j), f'"{state}" is not a conntrack state ({choices})')
         if rule.icmp_type is not None and not _ICMP_TYPE_RE.match(rule.icmp_type):
             self.err((*p, "icmp_type"), f'"{rule.icmp_type}" is not an ICMP type name')
+
+    def dnat_fields(self, p: Path, rule: Rule) -> None:
+        """A legacy dnat rule matches the router's own inside addresses by proto and dest_port,
+        optionally from `src`; any other match would be silently ignored, so it is refused."""
+        if rule.proto not in ("tcp", "udp", "both"):
+            self.err((*p, "proto"), 'action "dnat" needs proto "tcp", "udp" or "both"')
+        if rule.dest_port is None:
+            self.err((*p, "dest_port"), 'action "dnat" needs dest_port (the port to redirect)')
+        defaults = Rule(name=rule.name, action="dnat")
+        for key in DNAT_IGNORED_FIELDS:
+            if getattr(rule, key) != getattr(defaults, key):
+                self.err(
+                    (*p, key),
+                    f'{key} cannot be combined with action "dnat" (it would be ignored); use a '
+                    "[[port_forwards]] entry or a separate rule",
+                )
 
     def dnat_target(self, path: Path, target: str) -> None:
         host, sep, port = target.rpartition(":")
@@ -740,8 +770,11 @@ class _Validator:
         for i, bl in enumerate(self.c.blocklists):
             p: Path = (*base, i)
             self.non_empty((*p, "name"), bl.name, "blocklist name")
-            if not bl.url.startswith(("http://", "https://")):
-                self.err((*p, "url"), f'"{bl.url}" must be an http:// or https:// URL')
+            if not bl.url.startswith(("http://", "https://", "file:///")):
+                self.err(
+                    (*p, "url"),
+                    f'"{bl.url}" must be an http://, https:// or file:/// (absolute path) URL',
+                )
             if bl.refresh_seconds < BLOCKLIST_REFRESH_MIN_S:
                 self.err(
                     (*p, "refresh_seconds"),
@@ -1138,9 +1171,78 @@ class _Validator:
             if getattr(ctl, key) < 1:
                 self.err((*p, key), f"{key} must be at least 1")
 
+    # ------------------------------------------------------------ health gate and drift
+
+    def health(self) -> None:
+        h = self.c.health
+        p: Path = ("health",)
+        seen: dict[str, int] = {}
+        for j, probe in enumerate(h.probes):
+            if probe in seen:
+                self.err(
+                    (*p, "probes", j),
+                    f'duplicate probe "{probe}" (also health.probes[{seen[probe]}])',
+                )
+                continue
+            seen[probe] = j
+            self.probe((*p, "probes", j), probe)
+        if h.interval_s < 1:
+            self.err((*p, "interval_s"), "interval_s must be at least 1 (seconds between rounds)")
+        if h.window_s > HEALTH_WINDOW_MAX_S:
+            self.err(
+                (*p, "window_s"),
+                f"window_s {h.window_s} is more than {HEALTH_WINDOW_MAX_S} (a day)",
+            )
+        if h.failures_to_revert < 1:
+            self.err((*p, "failures_to_revert"), "failures_to_revert must be at least 1")
+        elif h.probes and h.interval_s >= 1 and h.failures_to_revert * h.interval_s > h.window_s:
+            self.err(
+                (*p, "window_s"),
+                f"window_s {h.window_s} is shorter than failures_to_revert x interval_s "
+                f"({h.failures_to_revert} x {h.interval_s} s): a failing probe could never revert",
+            )
+        if h.monitor_s and not h.probes:
+            self.err(
+                (*p, "monitor_s"), "monitor_s is set but health.probes is empty: nothing to run"
+            )
+
+    def probe(self, path: Path, probe: str) -> None:
+        kind, colon, arg = probe.partition(":")
+        if not colon:
+            if probe not in HEALTH_PROBE_KINDS:
+                choices = ", ".join([*HEALTH_PROBE_KINDS, "dns:NAME", "ping:ADDR"])
+                hint = _suggest(probe, HEALTH_PROBE_KINDS)
+                self.err(path, f'unknown probe "{probe}": use one of {choices}{hint}')
+            elif probe == "wan-gateway" and not any(isinstance(n, Wan) for n in self.c.networks):
+                self.err(path, '"wan-gateway" needs a WAN in [[networks]]')
+            elif probe == "services" and not self.c.services:
+                self.err(path, '"services" checks nothing: there are no [[services]]')
+            return
+        if f"{kind}:" not in HEALTH_PROBE_PREFIXES:
+            hint = _suggest(f"{kind}:", HEALTH_PROBE_PREFIXES)
+            self.err(
+                path, f'unknown probe "{probe}": a target is given as dns:NAME or ping:ADDR{hint}'
+            )
+        elif kind == "ping":
+            if _ip(arg) is None:
+                self.err(path, f'"{probe}": "{arg}" is not an IP address (ping:ADDR takes one)')
+        elif not _dns_name(arg):
+            self.err(path, f'"{probe}": "{arg}" is not a DNS name (dot-separated labels)')
+        elif self.c.dns is None:
+            self.err(
+                path, f'"{probe}" resolves through the router\'s own resolver: add a [dns] section'
+            )
+
 
 def _suggest(word: str, candidates: Iterable[str]) -> str:
     return did_you_mean(word, list(candidates))
+
+
+def _dns_name(text: str) -> bool:
+    name = text.removesuffix(".")
+    return 0 < len(name) <= DNS_NAME_MAX and all(
+        _HOSTNAME_LABEL_RE.match(label) for label in name.split(".")
+    )
 
 
 __all__ = ["check", "validate"]

@@ -1,14 +1,16 @@
 """decide(state, request, now) -> Decision: the config transaction as a pure function.
 
-Owns every rule of push, reload, dry-run, auto-revert, rollback and commit-confirmed. It returns
-the events to journal (past-tense facts), the effects the shell must carry out (apply a revision,
-compute a plan) and the reply, or a rejection with a precise reason; it never touches the kernel.
+Owns every rule of push, reload, dry-run, auto-revert, rollback, commit-confirmed, the health
+gate and drift reports. It returns the events to journal (past-tense facts), the effects the shell
+must carry out (apply a revision, compute a plan) and the reply, or a rejection with a precise
+reason; it never touches the kernel.
 Invariants:
 - validation happens here, so push, SIGHUP, boot and rollback get the same checks;
 - an event that changes what runs is journaled before the shell acts on it, except
   ConfigApplied, which is a fact only once the kernel accepted the revision: so a crash at any
   point leaves the journal naming one revision the router converges to on the next boot;
-- every failed apply names a fallback, and reverting never recurses: a failed revert is reported.
+- every failed apply names a fallback, and reverting never recurses: a failed revert is reported,
+  and a revert's health is recorded, never gated (core/health.py sets no `revert_to` for it).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from schema.events import (
     Confirmed,
     ConfirmExpired,
     ConfirmRequested,
+    DriftDetected,
     Event,
+    HealthProbed,
     RolledBack,
     SealedLeaf,
     Signed,
@@ -88,7 +92,30 @@ class Boot(_Request, frozen=True, kw_only=True):
     software: str
 
 
-Request = Propose | Reload | ApplyOutcome | Confirm | Rollback | Tick | Boot
+class HealthReport(_Request, frozen=True, kw_only=True):
+    """One round of health probes against `revision` (core/health.py builds it). `revert_to` is
+    set when the round fell inside the health window of a reload or rollback and a probe failed
+    often enough: the revision is then undone. `reason` names the probes that tripped."""
+
+    revision: int
+    results: list[HealthProbed]
+    revert_to: int | None = None
+    reason: str = ""
+
+
+class DriftReport(_Request, frozen=True, kw_only=True):
+    """What the kernel held that `revision` does not describe, one finding per line
+    ("network: ...", "firewall: ..."), and whether re-applying it repaired that."""
+
+    revision: int
+    findings: list[str]
+    repaired: bool
+    error: str = ""
+
+
+Request = (
+    Propose | Reload | ApplyOutcome | Confirm | Rollback | Tick | Boot | HealthReport | DriftReport
+)
 
 
 class Apply(msgspec.Struct, frozen=True, kw_only=True):
@@ -317,6 +344,51 @@ def _boot(state: State, req: Boot, now: float) -> Decision:
     return Decision(events=events, effects=[apply], reply=f"booting revision {state.running}")
 
 
+def _health(state: State, req: HealthReport, now: float) -> Decision:
+    if req.revision != state.running:
+        # the probes measured a kernel that has changed since: they prove nothing now
+        return Decision(
+            reply=f"health of revision {req.revision} dropped: revision {state.running} runs now"
+        )
+    events: list[Event] = list(req.results)
+    failed = [r for r in req.results if not r.ok]
+    reply = f"health of revision {req.revision}: {len(req.results) - len(failed)}/"
+    reply += f"{len(req.results)} probes ok" + "".join(
+        f"; {r.target} failed: {r.detail or 'no detail'}" for r in failed
+    )
+    back = req.revert_to
+    if back is None or not failed:
+        return Decision(events=events, reply=reply)
+    if back == req.revision or back not in state.revisions:
+        return Decision(
+            events=events,
+            reply=f"{reply}; cannot revert to revision {back}: operator intervention needed",
+        )
+    events.append(
+        AutoReverted(from_revision=req.revision, to_revision=back, reason=f"health: {req.reason}")
+    )
+    return Decision(
+        events=events,
+        effects=[Apply(revision=back, fallback=None, why="revert")],
+        reply=f"{reply}; reverting to revision {back}",
+    )
+
+
+def _drift(state: State, req: DriftReport, now: float) -> Decision:
+    if req.revision != state.running or not req.findings:
+        return Decision()
+    outcome = "repaired" if req.repaired else f"repair failed: {req.error}"
+    events: list[Event] = []
+    for finding in req.findings:
+        kind, _, detail = finding.partition(": ")
+        events.append(DriftDetected(kind=kind, detail=f"{detail} ({outcome})"))
+    return Decision(
+        events=events,
+        reply=f"kernel drifted from revision {req.revision}: {len(req.findings)} "
+        f"difference(s), {outcome}",
+    )
+
+
 def _reject(code: RejectCode, message: str, details: list[str] | None = None) -> Decision:
     return Decision(rejected=Rejected(code=code, message=message, details=details or []))
 
@@ -329,6 +401,8 @@ _HANDLERS: Final[dict[type, Callable[[State, Any, float], Decision]]] = {
     Rollback: _rollback,
     Tick: _tick,
     Boot: _boot,
+    HealthReport: _health,
+    DriftReport: _drift,
 }
 
 __all__ = [
@@ -337,7 +411,9 @@ __all__ = [
     "Boot",
     "Confirm",
     "Decision",
+    "DriftReport",
     "Effect",
+    "HealthReport",
     "Plan",
     "Propose",
     "Rejected",

@@ -1482,3 +1482,43 @@ def test_every_default_denied_syscall_is_a_known_syscall() -> None:
     assert set(values.SYSCALLS_DENIED_BY_DEFAULT) <= values.SYSCALL_NAMES
     assert values.is_syscall("openat") and not values.is_syscall("open_at")
     assert len(values.CAPABILITIES) == 41  # CAP_CHOWN (0) .. CAP_CHECKPOINT_RESTORE (40)
+
+
+DNAT_RULE = {
+    "name": "dns-redirect",
+    "action": "dnat",
+    "proto": "udp",
+    "dest_port": 53,
+    "dnat_target": "10.53.0.2:15353",
+}
+
+
+def _dnat_issues(**extra: Any) -> list[str]:
+    rules = [*FULL["firewall"]["rules"], {**DNAT_RULE, **extra}]
+    return [str(i) for i in issues_of(edited((("firewall", "rules"), rules)))]
+
+
+def test_plain_dnat_rule_is_valid() -> None:
+    assert _dnat_issues() == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("schedule", "daily 09:00-17:00"), ("src_ip", ["192.0.2.1"]), ("log", "x"), ("dest", "lan")],
+)
+def test_dnat_refuses_fields_it_would_ignore(key: str, value: Any) -> None:
+    (issue,) = _dnat_issues(**{key: value})
+    assert f"(name \"dns-redirect\").{key}" in issue and "would be ignored" in issue
+
+
+def test_dnat_needs_a_port_and_a_transport_protocol() -> None:
+    issues = _dnat_issues(proto="icmp", dest_port=None)
+    assert any(".proto" in i and "tcp" in i for i in issues)
+
+
+def test_blocklist_url_may_be_a_local_file_but_not_ftp() -> None:
+    ok = [{"name": "local", "url": "file:///etc/oxwrt/blocked.txt"}]
+    assert issues_of(edited((("blocklists",), ok))) == []
+    bad = [{"name": "ftp", "url": "ftp://example.net/list"}]
+    (issue,) = issues_of(edited((("blocklists",), bad)))
+    assert "file:///" in str(issue)

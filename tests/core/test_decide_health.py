@@ -1,0 +1,194 @@
+"""The health gate and drift reports in the transaction: decide + fold with a manual clock, the
+watch from core/health.py deciding when a round may revert."""
+
+from __future__ import annotations
+
+from oxwrtd.core.decide import (
+    Apply,
+    ApplyOutcome,
+    Decision,
+    DriftReport,
+    HealthReport,
+    Propose,
+    Reload,
+    Request,
+    decide,
+    next_deadline,
+)
+from oxwrtd.core.fold import fold
+from oxwrtd.core.health import report, watch
+from oxwrtd.core.state import State, initial
+from schema.config import Health
+from schema.events import AutoReverted, DriftDetected, HealthProbed
+
+CONFIG = """
+hostname = "{host}"
+[[networks]]
+name = "lan"
+type = "lan"
+bridge = "br-lan"
+address = "192.168.50.1"
+prefix = 24
+[control]
+listen = ["192.168.50.1:51820"]
+"""
+HEALTH = Health(probes=["kernel", "ping:198.51.100.80"], window_s=60, interval_s=10)
+PING_DOWN = [
+    HealthProbed(target="kernel", ok=True, latency_ms=1.5),
+    HealthProbed(target="ping:198.51.100.80", ok=False, detail="100% packet loss"),
+]
+ALL_OK = [
+    HealthProbed(target="kernel", ok=True),
+    HealthProbed(target="ping:198.51.100.80", ok=True),
+]
+
+
+class World:
+    """decide + fold, and a kernel that takes every apply; `applies` is what it was told."""
+
+    def __init__(self) -> None:
+        self.state: State = initial()
+        self.seq = 0
+        self.now = 1000.0
+        self.applies: list[Apply] = []
+
+    def send(self, request: Request) -> Decision:
+        decision = decide(self.state, request, self.now)
+        assert decision.rejected is None, decision.rejected
+        self._journal(decision)
+        for effect in decision.effects:
+            assert isinstance(effect, Apply)
+            self.applies.append(effect)
+            self.send(ApplyOutcome(apply=effect, ok=True))
+        return decision
+
+    def _journal(self, decision: Decision) -> None:
+        facts = []
+        for event in decision.events:
+            self.seq += 1
+            facts.append((self.seq, self.now, event))
+        self.state = fold(self.state, facts)
+
+    def two_revisions(self, **reload: float) -> None:
+        """Revision 1 runs, then revision 2 is reloaded over it."""
+        self.send(Propose(public_toml=CONFIG.format(host="a")))
+        self.send(Reload())
+        self.send(Propose(public_toml=CONFIG.format(host="b")))
+        self.send(Reload(**reload))  # type: ignore[arg-type]
+        assert self.state.running == 2
+
+
+def test_a_failed_probe_inside_the_window_reverts_and_every_result_is_journaled() -> None:
+    w = World()
+    w.two_revisions()
+    gate = watch(HEALTH, 2, "reload", 1, w.now)
+    assert gate is not None
+    w.now = gate.due or 0.0
+    _, request = report(gate, PING_DOWN)
+    d = w.send(request)
+    assert [type(e) for e in d.events] == [HealthProbed, HealthProbed, AutoReverted]
+    revert = d.events[2]
+    assert isinstance(revert, AutoReverted) and (revert.from_revision, revert.to_revision) == (2, 1)
+    assert (
+        "ping:198.51.100.80 failed 1 round(s)" in revert.reason and "packet loss" in revert.reason
+    )
+    assert w.applies[-1] == Apply(revision=1, fallback=None, why="revert")
+    assert w.state.running == 1 and w.state.revisions[2].status == "reverted"
+    probe = w.state.probes["ping:198.51.100.80"]
+    assert not probe.ok and probe.failures == 1 and probe.detail == "100% packet loss"
+    assert w.state.probes["kernel"].latency_ms == 1.5
+    assert "reverting to revision 1" in d.reply
+
+
+def test_after_the_window_a_failure_is_only_recorded() -> None:
+    w = World()
+    w.two_revisions()
+    gate = watch(
+        Health(probes=HEALTH.probes, window_s=10, interval_s=10, monitor_s=30),
+        2,
+        "reload",
+        1,
+        w.now,
+    )
+    assert gate is not None
+    gate, first = report(gate, ALL_OK)
+    w.send(first)
+    _, late = report(gate, PING_DOWN)  # the monitoring round, due after the window closed
+    d = w.send(late)
+    assert [type(e) for e in d.events] == [HealthProbed, HealthProbed]
+    assert d.effects == [] and w.state.running == 2
+    assert "ping:198.51.100.80 failed: 100% packet loss" in d.reply
+
+
+def test_a_revert_that_fails_its_probes_is_reported_not_reverted_again() -> None:
+    w = World()
+    w.two_revisions()
+    gate = watch(HEALTH, 2, "reload", 1, w.now)
+    assert gate is not None
+    w.send(report(gate, PING_DOWN)[1])
+    back = w.applies[-1]
+    assert back.why == "revert" and w.state.running == 1
+    after = watch(HEALTH, back.revision, back.why, back.fallback, w.now)  # what the runtime starts
+    assert after is not None
+    d = w.send(report(after, PING_DOWN)[1])
+    assert d.effects == [] and not any(isinstance(e, AutoReverted) for e in d.events)
+    assert w.state.running == 1 and w.state.probes["ping:198.51.100.80"].failures == 2
+
+
+def test_a_report_about_a_revision_no_longer_running_changes_nothing() -> None:
+    w = World()
+    w.two_revisions()
+    gate = watch(HEALTH, 1, "reload", None, w.now)
+    assert gate is not None
+    seq = w.state.seq
+    d = w.send(report(gate, PING_DOWN)[1])
+    assert d.events == [] and w.state.seq == seq and "revision 2 runs now" in d.reply
+
+
+def test_a_revert_target_that_is_gone_is_reported_for_the_operator() -> None:
+    w = World()
+    w.two_revisions()
+    d = w.send(HealthReport(revision=2, results=PING_DOWN, revert_to=7, reason="ping"))
+    assert [type(e) for e in d.events] == [HealthProbed, HealthProbed] and d.effects == []
+    assert "operator intervention" in d.reply and w.state.running == 2
+
+
+def test_healthy_rounds_keep_the_revision_even_when_a_revert_target_is_named() -> None:
+    w = World()
+    w.two_revisions()
+    d = w.send(HealthReport(revision=2, results=ALL_OK, revert_to=1))
+    assert d.effects == [] and w.state.running == 2 and "2/2 probes ok" in d.reply
+
+
+def test_a_health_revert_ends_the_confirm_window() -> None:
+    w = World()
+    w.two_revisions(confirm_within=120.0)
+    assert w.state.pending_confirm is not None and w.state.pending_confirm.revision == 2
+    gate = watch(HEALTH, 2, "reload", 1, w.now)
+    assert gate is not None
+    w.send(report(gate, PING_DOWN)[1])
+    assert w.state.running == 1 and w.state.pending_confirm is None
+    assert next_deadline(w.state) is None
+
+
+def test_drift_is_journaled_one_event_per_difference() -> None:
+    w = World()
+    w.two_revisions()
+    found = ["network: add address 192.168.50.1/24 to br-lan", "firewall: inet oxwrt differs"]
+    d = w.send(DriftReport(revision=2, findings=found, repaired=True))
+    assert d.events == [
+        DriftDetected(kind="network", detail="add address 192.168.50.1/24 to br-lan (repaired)"),
+        DriftDetected(kind="firewall", detail="inet oxwrt differs (repaired)"),
+    ]
+    assert w.state.drift == 2 and "2 difference(s), repaired" in d.reply
+
+
+def test_a_failed_repair_says_why_and_nothing_is_journaled_when_nothing_drifted() -> None:
+    w = World()
+    w.two_revisions()
+    d = w.send(DriftReport(revision=2, findings=["firewall: gone"], repaired=False, error="EPERM"))
+    assert d.events == [DriftDetected(kind="firewall", detail="gone (repair failed: EPERM)")]
+    seq = w.state.seq
+    assert w.send(DriftReport(revision=2, findings=[], repaired=True)).events == []
+    assert w.send(DriftReport(revision=1, findings=["network: x"], repaired=True)).events == []
+    assert w.state.seq == seq
