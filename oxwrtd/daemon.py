@@ -1,8 +1,10 @@
 """`oxwrtd [--config-dir DIR] [--state-dir DIR]`: run the router in this network namespace.
 
 Wires the adapters to the runtime and owns the process: the journal under the state dir, the
-device key (seals secrets), the dataplane (netlink + nftables), the control plane, signals
-(SIGHUP adopts a local edit, SIGTERM/SIGINT stop) and the confirm timer, all in one TaskGroup.
+device key (seals secrets), the dataplane (netlink + nftables), the supervised services (with the
+WAN DHCP clients and rendered configs under the run dir), the control plane, signals
+(SIGHUP adopts a local edit, SIGTERM/SIGINT stop), the confirm timer and the health timer
+(probes after each apply, drift checks), all in one TaskGroup.
 Errors in the files never stop the daemon once a revision has run: the last good one stays.
 """
 
@@ -16,11 +18,20 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from oxwrtd.core.supervise import Event as SupervisorEvent
+    from oxwrtd.pid1 import Boot
+    from oxwrtd.services import ServicePaths, SupervisorFactory, SupervisorLike
 
 DEFAULT_CONFIG_DIR: Final = Path("/etc/oxwrt")
 DEFAULT_STATE_DIR: Final = Path("/var/lib/oxwrt")
+DEFAULT_RUN_DIR: Final = Path("/run/oxwrt")
 SOFTWARE: Final = "oxwrt-py 0.1.0"
 READY_LINE: Final = "oxwrtd ready"
 
@@ -31,6 +42,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="oxwrtd", description=__doc__.splitlines()[0])
     p.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR)
     p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        help=f"rendered service configs and the DHCP report socket (default: {DEFAULT_RUN_DIR} "
+        "with the default state dir, else STATE_DIR/run); the config's /run/oxwrt and "
+        "/var/lib/oxwrt bind sources are read from the run and state dirs",
+    )
     p.add_argument(
         "--print-server-key",
         action="store_true",
@@ -60,23 +78,42 @@ def main(argv: list[str]) -> int:
         print(ident.public_hex)
         return 0
     try:
-        return asyncio.run(serve(args.config_dir, args.state_dir, args.host_namespace))
+        return asyncio.run(
+            serve(args.config_dir, args.state_dir, args.host_namespace, args.run_dir)
+        )
     except KeyboardInterrupt:
         return 0
 
 
-async def serve(config_dir: Path, state_dir: Path, host_namespace: bool = False) -> int:
+def run_dir_for(state_dir: Path, run_dir: Path | None) -> Path:
+    """A state dir moved elsewhere (a lab, a test) takes its run dir with it."""
+    if run_dir is not None:
+        return run_dir
+    return DEFAULT_RUN_DIR if state_dir == DEFAULT_STATE_DIR else state_dir / "run"
+
+
+async def serve(
+    config_dir: Path,
+    state_dir: Path,
+    host_namespace: bool = False,
+    run_dir: Path | None = None,
+    boot: Boot | None = None,
+) -> int:
+    """`boot` (oxwrtd/pid1.py) when oxwrtd is PID 1: its reaper is the only one, its signals
+    (SIGTERM, SIGPWR, ...) stop us, and the reboot RPC asks it to."""
     from journal.lmdb import LmdbStore
     from oxwrtd.control import identity
-    from oxwrtd.control.acl import Acl
+    from oxwrtd.control.acl import Acl, listen_plan
     from oxwrtd.control.handler import make_handler
     from oxwrtd.control.server import ControlServer, Limits
     from oxwrtd.eventlog import EventLog
     from oxwrtd.runtime import Runtime, environment_overlay
+    from oxwrtd.services import ServicePaths, Services
     from oxwrtd.shell import devicekey
     from oxwrtd.shell.dataplane import Dataplane
     from oxwrtd.shell.netlink import Netlink
     from oxwrtd.shell.nft import Nft
+    from oxwrtd.shell.probes import Probes
     from schema.config import Config
     from schema.tomledit import secure_secrets_mode
 
@@ -104,6 +141,10 @@ async def serve(config_dir: Path, state_dir: Path, host_namespace: bool = False)
         env=environment_overlay(),
     )
     runtime.kernel = kernel_thread
+    if boot is not None:
+        from oxwrtd.shell.init import Action
+
+        runtime.power = lambda mode: boot.request(Action(mode))
     control = ControlServer(ident, Acl(), make_handler(runtime), Limits())
 
     async def apply_control(config: Config) -> None:
@@ -124,13 +165,18 @@ async def serve(config_dir: Path, state_dir: Path, host_namespace: bool = False)
         loop.call_soon_threadsafe(schedule_control, config)
 
     runtime.on_applied.append(on_applied)
+    paths = ServicePaths(run_dir_for(state_dir, run_dir), state_dir)
+    services = Services(runtime, paths, supervisor=_pid1_supervisor(paths, boot))
+    await services.start()  # before the boot's apply reconciles it
+    runtime.services = services
+    runtime.on_applied.append(services.on_applied)
     for line in await runtime.offload(runtime.boot):
         log.info("%s", line)
     await asyncio.sleep(0)  # let the control plane tasks the boot scheduled start
     for problem in runtime.problems:
         log.error("%s", problem)
 
-    stop = asyncio.Event()
+    stop = boot.stopping if boot is not None else asyncio.Event()
 
     def on_sighup() -> None:
         async def adopt() -> None:
@@ -142,8 +188,9 @@ async def serve(config_dir: Path, state_dir: Path, host_namespace: bool = False)
         task.add_done_callback(pending.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if boot is None:  # PID 1's own handlers turn these into an orderly shutdown
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     await asyncio.gather(*pending)
     listening = ", ".join(f"{h}:{p}" for h, p in control.listening) or "nowhere"
     log.info(
@@ -154,19 +201,48 @@ async def serve(config_dir: Path, state_dir: Path, host_namespace: bool = False)
         runtime.state.seq,
     )
     timer = loop.create_task(runtime.run_timer())
+
+    def control_unbound(listen: Sequence[str]) -> list[str]:  # the "control" health probe
+        wanted, _ = listen_plan(list(listen), control.acl)
+        bound = set(control.listening)
+        return [f"{host}:{port}" for host, port in wanted if (host, port) not in bound]
+
+    probes = Probes(
+        kernel=lambda: runtime.offload(runtime.kernel_drift),
+        control=control_unbound,
+        services=runtime.service_states,
+    )
+    health_timer = loop.create_task(runtime.run_health(probes))
     try:
         await stop.wait()
     finally:
-        timer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await timer
+        for task in (timer, health_timer):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         control.close()
+        await services.close()  # their exits are journaled before the journal closes
         await loop.run_in_executor(kernel_thread, runtime.events.close)
         await loop.run_in_executor(kernel_thread, netlink.close)
         nft.close()
         kernel_thread.shutdown()
     log.info("oxwrtd stopped")
     return 0
+
+
+def _pid1_supervisor(paths: ServicePaths, boot: Boot | None) -> SupervisorFactory | None:
+    """As PID 1 the services share PID 1's reaper: one process, one waitpid(-1) owner."""
+    if boot is None:
+        return None
+    from oxwrtd.services import SANDBOX_DIR
+    from oxwrtd.shell.supervisor import Supervisor
+
+    def make(on_event: Callable[[SupervisorEvent], None]) -> SupervisorLike:
+        return Supervisor(
+            state_dir=paths.run_dir / SANDBOX_DIR, on_event=on_event, reaper=boot.reaper
+        )
+
+    return make
 
 
 def _become_subreaper() -> None:

@@ -6,6 +6,8 @@ revision, compute a plan) are carried out by the dataplane and their outcome is 
 request, so the journal tells the whole story. Calls are serialised by one lock: two operators
 never interleave a read-modify-write. Secrets reach the journal only sealed with the device key.
 The config files on disk are rewritten to the running revision after every apply.
+A second timer (`run_health`) probes each applied revision and checks the kernel for drift
+(core/health.py decides when and what it means); probes run outside the lock.
 """
 
 from __future__ import annotations
@@ -13,36 +15,52 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import difflib
+import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+import tomllib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
 from oxwrtd.control.api import ApiError, Author, BlameLine, Outcome, RevisionInfo
 from oxwrtd.core import decide as d
-from oxwrtd.core import net
+from oxwrtd.core import health, net
+from oxwrtd.core.net_ops import ApplyFailed as NetApplyFailed
 from oxwrtd.core.state import Revision, State
 from oxwrtd.eventlog import EventLog
 from oxwrtd.shell.dataplane import ApplyError, Dataplane
+from oxwrtd.shell.nft import NftApplyError
 from schema import secrets as sec
 from schema import wire
 from schema.config import Config
-from schema.events import SealedLeaf, Signed
+from schema.events import Event, SealedLeaf, Signed
 from schema.load import PUBLIC_NAME, SECRETS_NAME, Loaded, load_text
 from schema.seal import SealError, seal, unseal
 from schema.tomledit import dumps, write_pair
+
+if TYPE_CHECKING:
+    from oxwrtd.services import Services
+    from oxwrtd.shell.probes import Probes
 
 log = logging.getLogger("oxwrtd")
 
 SECRETS_LEAF: Final = SECRETS_NAME  # the whole secrets file is sealed as one leaf
 LOCAL_AUTHOR: Final = "local"
+REBOOT_REPLY_GRACE_S: Final = 0.5
 
 
 class Runtime:
+    # The health gate and drift schedule of the running revision: written on the kernel thread
+    # after each apply, read by `run_health` on the loop (core/health.py owns the rules).
+    _watch: health.Watch | None = None
+    _watched: Config | None = None
+    _drift_due: float | None = None
+    _health_wake: asyncio.Event | None = None
+
     def __init__(
         self,
         *,
@@ -71,6 +89,9 @@ class Runtime:
         self.kernel = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="oxwrtd-kernel")
         self._wake_loop: asyncio.AbstractEventLoop | None = None
         self.on_applied: list[Callable[[Config], None]] = []  # e.g. control plane ACL reload
+        self.services: Services | None = None  # the supervisor's side; the daemon sets it
+        # PID 1's shutdown request ("reboot" / "poweroff"); the daemon sets it when PID 1
+        self.power: Callable[[Literal["reboot", "poweroff"]], None] | None = None
 
     @property
     def state(self) -> State:
@@ -90,11 +111,23 @@ class Runtime:
         for effect in decision.effects:
             if isinstance(effect, d.Apply):
                 outcome = self._carry_out(effect)
+                if outcome.ok:
+                    self._watch_health(effect)
                 lines.extend(self.handle(outcome))
             else:
                 lines.extend(self._plan(effect.revision))
         self._poke()  # the deadline may have moved
         return lines
+
+    def observe(self, events: Sequence[Event], *, reapply: bool = False) -> list[str]:
+        """Facts from the world (services, WAN leases), journaled as they are; kernel thread.
+        `reapply` applies the running revision again (a new WAN lease moves the address, default
+        route, masquerade and hairpin), its outcome journaled like any apply's."""
+        self.events.append(events, self.clock())
+        if not reapply or self.state.running is None:
+            return []
+        apply = d.Apply(revision=self.state.running, fallback=None, why="reload")
+        return self.handle(self._carry_out(apply))
 
     def _poke(self) -> None:
         """Wake the timer; safe from the kernel thread."""
@@ -259,6 +292,102 @@ class Runtime:
                 for line in await self.offload(self.tick):
                     log.warning("%s", line)
 
+    # ================================================================ health gate and drift
+
+    def _watch_health(self, apply: d.Apply) -> None:
+        """`apply` succeeded: probe its revision from now on (a reload's or rollback's failure
+        inside the window reverts it, core/health.py) and restart the drift schedule."""
+        config = self._load_revision(self.state.revisions[apply.revision]).config
+        if config is None:  # it was just applied, so it loads; be safe rather than stop
+            return
+        now = self.clock()
+        self._watched = config
+        self._watch = health.watch(config.health, apply.revision, apply.why, apply.fallback, now)
+        self._drift_due = health.next_drift_check(config.health, now)
+        loop, wake = self._wake_loop, self._health_wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
+
+    def health_deadline(self) -> float | None:
+        """When the next health round or drift check is due."""
+        watch_due = self._watch.due if self._watch else None
+        due = [t for t in (watch_due, self._drift_due) if t is not None]
+        return min(due) if due else None
+
+    async def run_health(self, probes: Probes) -> None:
+        """The health timer: re-armed at `health_deadline`, woken when an apply moves it."""
+        self._wake_loop = asyncio.get_running_loop()
+        wake = self._health_wake = asyncio.Event()
+        while True:
+            wake.clear()
+            deadline = self.health_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self.clock())
+            try:
+                await asyncio.wait_for(wake.wait(), timeout)
+            except TimeoutError:
+                await self.health_step(probes)
+
+    async def health_step(self, probes: Probes) -> None:
+        """Run the drift check and the health round that are due. Probes block (ping, DNS):
+        they run on worker threads outside the lock; only their report goes through decide."""
+        now = self.clock()
+        if self._drift_due is not None and now >= self._drift_due:
+            for line in await self.offload(self.check_drift):
+                log.warning("%s", line)
+        watch, config = self._watch, self._watched
+        if watch is None or config is None or watch.due is None or now < watch.due:
+            return
+        results = await probes.run(health.specs(config, self.state.leases))
+        if self._watch is not watch:
+            return  # an apply replaced the revision these probes measured
+        self._watch, request = health.report(watch, results)
+        failed = any(not r.ok for r in results)  # a healthy round is in the journal; quiet here
+        for line in await self.offload(lambda: self.handle(request)):
+            log.log(logging.WARNING if failed else logging.DEBUG, "%s", line)
+
+    def _running_config(self) -> Config | None:
+        running = self.state.running
+        return (
+            None if running is None else self._load_revision(self.state.revisions[running]).config
+        )
+
+    def kernel_drift(self) -> list[str]:
+        """What the kernel holds that the running revision does not describe; kernel thread."""
+        config = self._running_config()
+        if config is None:
+            return ["no revision is running"]
+        try:
+            return self.dataplane.drift(config, self._leases(config), self.clock())
+        except (ApplyError, OSError) as exc:  # OSError: the kernel refused a dump
+            return [f"cannot compare with the kernel: {exc}"]
+
+    def check_drift(self) -> list[str]:
+        """Compare the kernel with the running revision, repair it, journal what differed."""
+        self._drift_due = None  # re-armed below, from the running revision's own interval
+        config, running = self._running_config(), self.state.running
+        if config is None or running is None:
+            return []
+        now = self.clock()
+        self._drift_due = health.next_drift_check(config.health, now)
+        leases = self._leases(config)
+        try:
+            found = self.dataplane.drift(config, leases, now)
+        except (ApplyError, OSError) as exc:
+            return [f"drift check of revision {running} failed: {exc}"]
+        if not found:
+            return []
+        error = ""
+        try:
+            self.dataplane.repair(config, leases, now)
+        except (ApplyError, NetApplyFailed, NftApplyError, OSError) as exc:
+            error = str(exc)
+        report = d.DriftReport(revision=running, findings=found, repaired=not error, error=error)
+        return self.handle(report)
+
+    def service_states(self) -> dict[str, str]:
+        """Service name -> state as journaled, for the "services" probe."""
+        return {name: row.state for name, row in self.state.services.items()}
+
     # ================================================================ RouterApi
 
     async def _run(self, request: d.Request) -> Outcome:
@@ -267,6 +396,7 @@ class Runtime:
 
     async def status(self) -> wire.StatusReply:
         s = self.state
+        services, service_problems = self.services.status() if self.services else ([], [])
         running = s.revisions.get(s.running) if s.running is not None else None
         return wire.StatusReply(
             supervisor_uptime_secs=int(self.clock() - self.started),
@@ -275,14 +405,15 @@ class Runtime:
             candidate_revision=s.candidate,
             confirm_deadline=s.pending_confirm.deadline if s.pending_confirm else None,
             journal_seq=s.seq,
-            problems=list(self.problems),
+            problems=list(self.problems) + service_problems,
+            services=services,
         )
 
     async def get(self, key: str) -> str:
         head = d.head(self.state)
         if head is None:
             raise ApiError("not-found", "no config yet")
-        doc = load_text(self.state.revisions[head].public_toml).raw
+        doc = _parsed(self.state.revisions[head].public_toml)
         value: Any = doc
         for part in key.split("."):
             if not isinstance(value, dict) or part not in value:
@@ -291,10 +422,31 @@ class Runtime:
         return msgspec.json.encode(value).decode()
 
     async def set(self, key: str, value: str, author: Author) -> Outcome:
-        raise ApiError(
-            "unsupported",
-            "set is not wired to the runtime yet: edit the file and use config-push",
-        )
+        # A new candidate edited from the head revision's own texts (comments and secrets
+        # kept), proposed like a push based on that head; `reload` applies it.
+        from oxwrtd import admin
+
+        def propose() -> list[str]:
+            head = d.head(self.state)
+            if head is None:
+                raise ApiError("not-found", "no config yet: push one with config-push")
+            rev = self.state.revisions[head]
+            secrets = self._secrets_text(rev.sealed_secrets)
+            public, new_secrets = admin.set_request(rev.public_toml, secrets, key, value, self.env)
+            secret = new_secrets != secrets  # the value went to the secrets file
+            request = d.Propose(
+                public_toml=public,
+                secrets_toml=new_secrets,
+                sealed=self._seal(new_secrets),
+                comment=f"set {key}" if secret else f"set {key} = {value}",
+                base_revision=head,
+                source="rpc",
+                by=_signed(author, withhold=secret),
+            )
+            return self.handle(request)
+
+        lines = await self.offload(propose)
+        return Outcome(lines=lines, running=self.state.running, candidate=self.state.candidate)
 
     async def push(
         self,
@@ -422,23 +574,108 @@ class Runtime:
         return f"# revision {head}, {count} secret leaves redacted\n" + dumps(redacted)
 
     async def restart(self, service: str, author: Author) -> Outcome:
-        raise ApiError("unsupported", "service supervision is not wired into the daemon yet")
+        if self.services is None:
+            raise ApiError("unsupported", "this runtime supervises no services")
+        return self.services.restart(service)
 
     async def logs(self, service: str, follow: bool) -> AsyncIterator[str]:
-        raise ApiError("unsupported", "service supervision is not wired into the daemon yet")
-        yield ""  # pragma: no cover - makes this an async generator
+        if self.services is None:
+            raise ApiError("unsupported", "this runtime supervises no services")
+        async for line in self.services.logs(service, follow):
+            yield line
 
     async def backup(self) -> bytes:
-        raise ApiError("unsupported", "backup is not built yet; copy the state dir instead")
+        # The running revision (what the router does), its keys and the journal export.
+        from oxwrtd import admin
+
+        def pack() -> bytes:
+            revision = self.state.running if self.state.running is not None else d.head(self.state)
+            if revision is None:
+                raise ApiError("not-found", "no config yet: nothing to back up")
+            rev = self.state.revisions[revision]
+            lines = admin.journal_export(self.events.store.records())
+            return admin.make_backup(
+                self.config_dir, rev.public_toml, self._secrets_text(rev.sealed_secrets), lines
+            )
+
+        # offload() carries lines; this carries bytes, under the same lock and thread
+        loop = self._wake_loop = asyncio.get_running_loop()
+        async with self._lock:
+            return await loop.run_in_executor(self.kernel, pack)
 
     async def restore(self, tarball: bytes, author: Author) -> Outcome:
-        raise ApiError("unsupported", "restore is not built yet")
+        # A new revision proposed and reloaded through the normal path; the keys are written
+        # only once the proposal validated, and before the reload so the control plane's ACL
+        # reload reads them. The backup's journal export is not replayed.
+        from oxwrtd import admin
+        from oxwrtd.control import restore as rs
+
+        def restore() -> list[str]:
+            admin.refuse_while_confirm_pending(self.state, "restore")
+            try:
+                contents = rs.validate(tarball)
+            except rs.RestoreError as exc:
+                raise ApiError(
+                    "invalid", f"restore refused, nothing applied: {exc}", exc.details
+                ) from None
+            plan = admin.apply_restore(contents, self.config_dir)
+            request = d.Propose(
+                public_toml=plan.public_toml,
+                secrets_toml=plan.secrets_toml,
+                sealed=self._seal(plan.secrets_toml),
+                comment="restore from backup",
+                base_revision=d.head(self.state),
+                source="rpc",
+                by=_signed(author, withhold=True),  # the tarball holds the secrets in clear
+            )
+            lines = self.handle(request)
+            lines += admin.write_key_files(plan.key_files)
+            lines += self.handle(d.Reload())
+            return lines + plan.notes
+
+        lines = await self.offload(restore)
+        return Outcome(lines=lines, running=self.state.running, candidate=self.state.candidate)
 
     async def reset(self, author: Author) -> Outcome:
-        raise ApiError("unsupported", "reset is not built yet")
+        # The factory default keeps the management path (admin.reset_texts), proposed and
+        # reloaded as a new revision: `rollback --to` the previous one undoes it.
+        from oxwrtd import admin
+
+        def reset() -> list[str]:
+            admin.refuse_while_confirm_pending(self.state, "reset")
+            revision = self.state.running if self.state.running is not None else d.head(self.state)
+            if revision is None:
+                raise ApiError("not-found", "no config yet: nothing to reset")
+            rev = self.state.revisions[revision]
+            public, secrets = admin.reset_texts(
+                rev.public_toml, self._secrets_text(rev.sealed_secrets)
+            )
+            request = d.Propose(
+                public_toml=public,
+                secrets_toml=secrets,
+                sealed=self._seal(secrets),
+                comment="factory reset",
+                base_revision=d.head(self.state),
+                source="rpc",
+                by=_signed(author),
+            )
+            return self.handle(request) + self.handle(d.Reload())
+
+        lines = await self.offload(reset)
+        return Outcome(lines=lines, running=self.state.running, candidate=self.state.candidate)
 
     async def reboot(self, author: Author, mode: Literal["reboot", "poweroff"]) -> Outcome:
-        raise ApiError("unsupported", "reboot is only available when oxwrtd runs as PID 1")
+        power = self.power
+        if power is None:
+            raise ApiError("unsupported", f"{mode} is only available when oxwrtd runs as PID 1")
+        log.warning("%s requested by %s", mode, author.name or "an operator")
+        # a moment's delay, so this reply leaves before the control plane closes
+        asyncio.get_running_loop().call_later(REBOOT_REPLY_GRACE_S, power, mode)
+        return Outcome(
+            lines=[f"{mode} in {REBOOT_REPLY_GRACE_S:g} s"],
+            running=self.state.running,
+            candidate=self.state.candidate,
+        )
 
 
 _MISSING: Final = object()
@@ -459,8 +696,18 @@ def _read(path: Path) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=128)
+def _parsed(public_toml: str) -> dict[str, Any]:
+    """The parsed public text of a revision (immutable once journaled, so cached by text):
+    status and get must not pay a full load and validation (~3 ms) per call."""
+    try:
+        return tomllib.loads(public_toml)
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
 def _hostname_of(public_toml: str) -> str:
-    value = load_text(public_toml).raw.get("hostname")
+    value = _parsed(public_toml).get("hostname")
     return value if isinstance(value, str) else ""
 
 

@@ -17,7 +17,7 @@ from oxwrtd.core import net
 from oxwrtd.core.firewall import FirewallFacts, compile_firewall
 from oxwrtd.core.fw_script import LastCompile, Ruleset
 from oxwrtd.core.net_diff import Scope, diff, scope
-from oxwrtd.core.net_ops import ApplyFailed, Op
+from oxwrtd.core.net_ops import AnyOp, ApplyFailed, Op
 from oxwrtd.shell.nft import NftApplyError, NftBackend, utc_offset_minutes
 from schema.config import Config, Wan
 
@@ -73,7 +73,7 @@ class Dataplane:
 
     def _compute(
         self, config: Config, leases: Mapping[str, net.Lease], now: float
-    ) -> tuple[net.NetState, list[Op], Ruleset]:
+    ) -> tuple[net.NetState, list[AnyOp], Ruleset]:
         net_facts, fw_facts = self.facts(config, leases, now)
         try:
             want = net.desired(config, net_facts)
