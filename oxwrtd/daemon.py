@@ -18,9 +18,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -106,11 +107,14 @@ async def serve(
     from oxwrtd.control.acl import Acl, listen_plan
     from oxwrtd.control.handler import make_handler
     from oxwrtd.control.server import ControlServer, Limits
+    from oxwrtd.core import metrics_text
     from oxwrtd.eventlog import EventLog
     from oxwrtd.runtime import Runtime, environment_overlay
     from oxwrtd.services import ServicePaths, Services
     from oxwrtd.shell import devicekey
+    from oxwrtd.shell.blocklists import BlocklistRefresher
     from oxwrtd.shell.dataplane import Dataplane
+    from oxwrtd.shell.metrics_server import MetricsListenError, MetricsServer
     from oxwrtd.shell.netlink import Netlink
     from oxwrtd.shell.nft import Nft
     from oxwrtd.shell.probes import Probes
@@ -156,13 +160,33 @@ async def serve(
 
     pending: set[asyncio.Task[None]] = set()
 
-    def schedule_control(config: Config) -> None:
-        task = loop.create_task(apply_control(config))
+    def spawn(coro: Coroutine[Any, Any, None]) -> None:
+        """A task the loop keeps a reference to until it ends (on the loop thread)."""
+        task = loop.create_task(coro)
         pending.add(task)
         task.add_done_callback(pending.discard)
 
+    # Blocklists refresh in their own nft transaction on the kernel thread; metrics are served
+    # where [metrics] says (never a WAN-facing address). Both follow every applied revision.
+    applied: list[Config] = []
+    refresher = BlocklistRefresher(nft.apply, apply_executor=kernel_thread)
+    metrics = MetricsServer(
+        lambda: metrics_text.snapshot(
+            runtime.state, now=time.time(), started=runtime.started, blocklists=refresher.status()
+        )
+    )
+
+    async def apply_metrics(config: Config) -> None:
+        try:
+            await metrics.apply(config.metrics.listen if config.metrics else None, config)
+        except MetricsListenError as exc:
+            log.error("metrics: %s", exc)
+
     def on_applied(config: Config) -> None:  # called on the kernel thread
-        loop.call_soon_threadsafe(schedule_control, config)
+        applied[:] = [config]
+        refresher.wake()
+        loop.call_soon_threadsafe(spawn, apply_control(config))
+        loop.call_soon_threadsafe(spawn, apply_metrics(config))
 
     runtime.on_applied.append(on_applied)
     paths = ServicePaths(run_dir_for(state_dir, run_dir), state_dir)
@@ -183,9 +207,7 @@ async def serve(
             for line in await runtime.local_edit() or ["no local edit"]:
                 log.info("SIGHUP: %s", line)
 
-        task = loop.create_task(adopt())
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+        spawn(adopt())
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
     if boot is None:  # PID 1's own handlers turn these into an orderly shutdown
@@ -213,10 +235,12 @@ async def serve(
         services=runtime.service_states,
     )
     health_timer = loop.create_task(runtime.run_health(probes))
+    blocklist_task = loop.create_task(refresher.run(lambda: applied[0] if applied else None))
     try:
         await stop.wait()
     finally:
-        for task in (timer, health_timer):
+        await metrics.close()
+        for task in (timer, health_timer, blocklist_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

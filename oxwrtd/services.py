@@ -28,14 +28,14 @@ from typing import Final, Protocol
 import msgspec
 
 from oxwrtd.control.api import ApiError, Outcome
-from oxwrtd.core import supervise
+from oxwrtd.core import render_chrony, render_hostapd, supervise
 from oxwrtd.core.dhcp_client import ClientPaths, LeaseFailed, LeaseLost, client_service, wan_dns
 from oxwrtd.core.render_dnsmasq import DnsmasqOptions, render
 from oxwrtd.core.state import Lease as LeaseRow
 from oxwrtd.core.state import ServiceRow, State
 from oxwrtd.shell.dhcp_client import LeaseReceiver, default_paths
-from oxwrtd.shell.dnsmasq import write_conf
 from oxwrtd.shell.logring import LogBook
+from oxwrtd.shell.render_files import sync_dir, write_rendered
 from oxwrtd.shell.supervisor import StatusLine, Supervisor
 from schema import events as ev
 from schema import wire
@@ -269,18 +269,52 @@ class Services:
         """The runtime's hook, on the kernel thread: render, then reconcile on the loop."""
         self._config = config
         services, problems = service_set(config, self.paths, self.client)
-        rendered = render(config, self._dnsmasq_options(config))
-        problems += [f"dnsmasq: {format_path(w.path)}: {w.message}" for w in rendered.warnings]
-        try:
-            changed = write_conf(self.paths.dnsmasq_conf, rendered.text)
-        except OSError as exc:
-            problems.append(f"dnsmasq: cannot write {self.paths.dnsmasq_conf}: {exc.strerror}")
-            changed = False
+        changed, render_problems = self._write_rendered(config)
+        problems += render_problems
         problems += self._prepare_state_dirs(services)
         self.problems = problems
         assert self._loop is not None, "Services.start() must run before the first apply"
-        stale = binding(services, self.paths.dnsmasq_conf) if changed else []
+        stale = sorted({name for path in changed for name in binding(services, path)})
         self._loop.call_soon_threadsafe(self.reconcile, services, stale)
+
+    def _write_rendered(self, config: Config) -> tuple[list[Path], list[str]]:
+        """Write every daemon config rendered from `config` (dnsmasq, chrony, hostapd); the
+        paths whose text changed (their services restart: none re-reads on SIGHUP) and the
+        problems to show in status. Validation at propose time already ran the renderers'
+        checks, so a ConfigError here means a bug, reported rather than raised."""
+        changed: list[Path] = []
+        problems: list[str] = []
+
+        def write(what: str, path: Path, text: str, mode: int) -> None:
+            try:
+                if write_rendered(path, text, mode):
+                    changed.append(path)
+            except OSError as exc:
+                problems.append(f"{what}: cannot write {path}: {exc.strerror}")
+
+        dnsmasq = render(config, self._dnsmasq_options(config))
+        problems += [f"dnsmasq: {format_path(w.path)}: {w.message}" for w in dnsmasq.warnings]
+        write("dnsmasq", self.paths.dnsmasq_conf, dnsmasq.text, 0o644)
+        try:
+            chrony = render_chrony.render(config)
+            hostapd = render_hostapd.render(config)
+        except ConfigError as exc:
+            return changed, problems + [f"render: {issue}" for issue in exc.issues]
+        if chrony is not None:
+            problems += [f"chrony: {w}" for w in chrony.warnings]
+            conf = Path(self.paths.relocate(render_chrony.CHRONY_CONF))
+            write("chrony", conf, chrony.text, render_chrony.FILE_MODE)
+        for phy, radio in hostapd.items():
+            problems += [f"hostapd {phy}: {w}" for w in radio.warnings]
+        directory = Path(self.paths.relocate(render_hostapd.HOSTAPD_DIR))
+        try:
+            synced = sync_dir(
+                directory, render_hostapd.files(hostapd), render_hostapd.FILE_MODE, ".conf"
+            )
+            changed += [directory / name for name in synced.changed + synced.removed]
+        except OSError as exc:
+            problems.append(f"hostapd: cannot write {directory}: {exc.strerror}")
+        return changed, problems
 
     def _prepare_state_dirs(self, services: Sequence[Service]) -> list[str]:
         """Writable binds into the state dir (dnsmasq's leases, chrony's drift) are directories

@@ -15,12 +15,15 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
 import msgspec
 
+from oxwrtd.core import render_chrony, render_hostapd
 from oxwrtd.core.state import Revision, State
+from schema.config import Config
+from schema.errors import ConfigIssue, render
 from schema.events import (
     ApplyFailed,
     AutoReverted,
@@ -186,11 +189,12 @@ def _propose(state: State, req: Propose, now: float) -> Decision:
             "fetch the current config, re-apply your edit and push again",
         )
     loaded = load_text(req.public_toml, req.secrets_toml)
-    if not loaded.ok:
+    issues = [str(i) for i in loaded.issues]
+    if loaded.config is not None and not issues:
+        issues = [str(i) for i in render_problems(loaded.config, loaded.raw)]
+    if issues:
         return _reject(
-            "invalid",
-            f"config has {len(loaded.issues)} problem(s); nothing was changed",
-            [str(i) for i in loaded.issues],
+            "invalid", f"config has {len(issues)} problem(s); nothing was changed", issues
         )
     if current is not None and _same_as(state.revisions.get(current), req):
         return Decision(reply=f"no change: identical to revision {current}")
@@ -205,6 +209,13 @@ def _propose(state: State, req: Propose, now: float) -> Decision:
         by=req.by,
     )
     return Decision(events=[event], reply=f"revision {revision} proposed; run reload to apply it")
+
+
+def render_problems(config: Config, raw: Mapping[str, Any]) -> list[ConfigIssue]:
+    """What the daemon configs rendered from a valid config would refuse (hostapd, chrony):
+    checked at propose time so a revision that cannot be rendered is never accepted."""
+    found = render_hostapd.check(config) + render_chrony.check(config)
+    return [render(issue, raw) for issue in found]
 
 
 def _same_as(rev: Revision | None, req: Propose) -> bool:

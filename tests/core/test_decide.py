@@ -224,3 +224,16 @@ def test_crash_before_applied_boots_the_previous_revision() -> None:
     w.send(Boot(software="t"))
     assert w.state.running == 1 and w.applied[-1] == 1
     assert w.state.candidate == 2  # still there to retry, never half-applied
+
+
+def test_a_config_hostapd_cannot_be_given_is_refused_at_push() -> None:
+    w = World()
+    wifi = (
+        '\n[[radios]]\nphy = "phy0"\nchannel = 6\nband = "2g"\ncountry_code = "DE"\n'
+        '\n[[wifi]]\nradio = "phy0"\nssid = "home"\nnetwork = "lan"\nsecurity = "open"\n'
+        'extra = ["interface=evil0"]\n'
+    )
+    d = w.send(Propose(public_toml=cfg() + wifi))
+    assert d.rejected is not None and d.rejected.code == "invalid"
+    assert any("wifi[0]" in line and "extra" in line for line in d.rejected.details)
+    assert w.state.seq == 0

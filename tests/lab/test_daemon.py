@@ -67,6 +67,11 @@ def test_boots_the_cookbook_and_the_lan_reaches_the_router(lab: Topology, router
     assert "oxwrt" not in host.stdout
     verified = journal(router, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # [metrics] serves Prometheus text on the LAN address
+    url = "http://192.168.50.1:9100/metrics"
+    fetch = f"import urllib.request as u; print(u.urlopen({url!r}, timeout=5).read().decode())"
+    scraped = lab.run("lan", str(REPO / ".venv" / "bin" / "python"), "-c", fetch, check=False)
+    assert "oxwrt_revision_running 1" in scraped.stdout, scraped.stderr
 
 
 def test_sighup_adopts_an_edit_and_a_broken_edit_keeps_the_last_good(

@@ -152,7 +152,8 @@ def test_wan_lease_masquerade_lan_dhcp_and_what_the_operator_sees(
     assert seen["dhcp-wan"]["state"] == "running"
     for name in ("hostapd-5g", "hostapd-2g"):
         assert seen[name]["state"] in {"backoff", "starting", "gave_up"}, seen[name]
-        assert "spawn failed: bind source" in seen[name]["last_log"], seen[name]
+        # their configs are rendered; this machine has no hostapd binary
+        assert "exec /usr/sbin/hostapd: No such file" in seen[name]["last_log"], seen[name]
     assert status(router)["running_revision"] == 1
 
     logs = router.oxctl("lan", ROUTER, "logs", "dnsmasq")

@@ -484,3 +484,41 @@ def test_without_upstreams_dnsmasq_follows_the_lease_dns_and_restarts(world: Wor
         await world.services.close()
 
     asyncio.run(scenario())
+
+
+CHRONY = """
+[[services]]
+name = "chrony"
+rootfs = "/"
+entrypoint = ["/usr/sbin/chronyd", "-d", "-f", "/run/chrony/chrony.conf"]
+net_mode = "host"
+binds = [{{ source = "/run/oxwrt/chrony.conf", target = "/run/chrony/chrony.conf" }}]
+
+[ntp]
+poll_min = {poll_min}
+listen = ["192.168.50.1:123"]
+
+[[ntp.sources]]
+mode = "pool"
+address = "pool.ntp.org"
+count = 4
+"""
+
+
+def test_chrony_conf_is_rendered_from_ntp_and_only_chrony_restarts_when_it_changes(
+    world: World,
+) -> None:
+    async def scenario() -> None:
+        await world.boot(public(extra=CHRONY.format(poll_min=4)))
+        conf = world.paths.run_dir / "chrony.conf"
+        assert "pool pool.ntp.org iburst maxsources 4" in conf.read_text()
+        assert "allow 192.168.50.0/24" in conf.read_text()
+        pids = dict(world.supervisor.pids)
+
+        await world.push_reload(public(extra=CHRONY.format(poll_min=6)))
+        assert "minpoll 6" in conf.read_text()
+        assert world.supervisor.restarts == {"chrony": 1}
+        assert world.supervisor.pids["dnsmasq"] == pids["dnsmasq"]
+        await world.services.close()
+
+    asyncio.run(scenario())
