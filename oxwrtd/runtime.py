@@ -123,11 +123,7 @@ class Runtime:
         """Facts from the world (services, WAN leases), journaled as they are; kernel thread.
         `reapply` applies the running revision again (a new WAN lease moves the address, default
         route, masquerade and hairpin), its outcome journaled like any apply's."""
-        self.events.append(events, self.clock())
-        if not reapply or self.state.running is None:
-            return []
-        apply = d.Apply(revision=self.state.running, fallback=None, why="reload")
-        return self.handle(self._carry_out(apply))
+        return self.handle(d.Observed(events=list(events), reapply=reapply))
 
     def _poke(self) -> None:
         """Wake the timer; safe from the kernel thread."""

@@ -95,6 +95,14 @@ class Boot(_Request, frozen=True, kw_only=True):
     software: str
 
 
+class Observed(_Request, frozen=True, kw_only=True):
+    """Facts from the world (service exits, WAN leases) to journal; `reapply` when a fact
+    changes what the running revision means for the kernel (a new WAN address or gateway)."""
+
+    events: list[Event]
+    reapply: bool = False
+
+
 class HealthReport(_Request, frozen=True, kw_only=True):
     """One round of health probes against `revision` (core/health.py builds it). `revert_to` is
     set when the round fell inside the health window of a reload or rollback and a probe failed
@@ -117,7 +125,16 @@ class DriftReport(_Request, frozen=True, kw_only=True):
 
 
 Request = (
-    Propose | Reload | ApplyOutcome | Confirm | Rollback | Tick | Boot | HealthReport | DriftReport
+    Propose
+    | Reload
+    | ApplyOutcome
+    | Confirm
+    | Rollback
+    | Tick
+    | Boot
+    | Observed
+    | HealthReport
+    | DriftReport
 )
 
 
@@ -127,7 +144,7 @@ class Apply(msgspec.Struct, frozen=True, kw_only=True):
 
     revision: int
     fallback: int | None
-    why: Literal["reload", "revert", "rollback", "boot"]
+    why: Literal["reload", "revert", "rollback", "boot", "fact"]
     confirm_within: float | None = None
 
 
@@ -400,6 +417,15 @@ def _drift(state: State, req: DriftReport, now: float) -> Decision:
     )
 
 
+def _observed(state: State, req: Observed, now: float) -> Decision:
+    """Journal the facts; re-apply the running revision when they move the kernel's inputs.
+    A fact-driven apply is not health-gated and has no fallback: the revision did not change."""
+    if not req.reapply or state.running is None:
+        return Decision(events=list(req.events))
+    apply = Apply(revision=state.running, fallback=None, why="fact")
+    return Decision(events=list(req.events), effects=[apply])
+
+
 def _reject(code: RejectCode, message: str, details: list[str] | None = None) -> Decision:
     return Decision(rejected=Rejected(code=code, message=message, details=details or []))
 
@@ -412,6 +438,7 @@ _HANDLERS: Final[dict[type, Callable[[State, Any, float], Decision]]] = {
     Rollback: _rollback,
     Tick: _tick,
     Boot: _boot,
+    Observed: _observed,
     HealthReport: _health,
     DriftReport: _drift,
 }
@@ -425,6 +452,7 @@ __all__ = [
     "DriftReport",
     "Effect",
     "HealthReport",
+    "Observed",
     "Plan",
     "Propose",
     "Rejected",

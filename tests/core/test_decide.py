@@ -237,3 +237,18 @@ def test_a_config_hostapd_cannot_be_given_is_refused_at_push() -> None:
     assert d.rejected is not None and d.rejected.code == "invalid"
     assert any("wifi[0]" in line and "extra" in line for line in d.rejected.details)
     assert w.state.seq == 0
+
+
+def test_observed_facts_are_journaled_and_a_moving_wan_reapplies_the_running_revision() -> None:
+    from oxwrtd.core.decide import Observed
+    from schema.events import LeaseAcquired
+
+    w = World()
+    w.push_and_reload("a")
+    lease = LeaseAcquired(interface="wan0", address="203.0.113.7/24", gateway="203.0.113.1")
+    d = w.send(Observed(events=[lease]))
+    assert d.events == [lease] and d.effects == [] and w.applied == [1]
+    d = w.send(Observed(events=[lease], reapply=True))
+    (apply,) = d.effects
+    assert isinstance(apply, Apply) and (apply.revision, apply.why) == (1, "fact")
+    assert w.applied == [1, 1] and w.state.leases["wan0"].address == "203.0.113.7/24"
