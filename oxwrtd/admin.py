@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
-import os
 import re
 import tarfile
-import tempfile
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,9 +32,9 @@ from oxwrtd.control import restore as rs
 from oxwrtd.control.api import ApiError
 from oxwrtd.control.handler import MAX_BACKUP_BYTES
 from oxwrtd.core.state import State
-from oxwrtd.journal_tool import redacted
+from oxwrtd.journal_tool import export_lines
+from oxwrtd.shell.files import write_atomic
 from schema import secrets as sec
-from schema.codec import CodecError, decode
 from schema.config import Control
 from schema.errors import ConfigError, format_path
 from schema.errors import Path as ConfigPath
@@ -187,20 +184,7 @@ def set_request(
 
 def journal_export(records: Iterable[Any]) -> Iterator[str]:
     """The journal as `oxwrtd journal export` prints it (JSON lines, secrets as digests)."""
-    for rec in records:
-        try:
-            event: Any = redacted(decode(rec.tag, rec.version, rec.payload))
-        except CodecError as exc:
-            event = {"undecodable": str(exc)}
-        line = {
-            "seq": rec.seq,
-            "time": rec.time,
-            "tag": rec.tag,
-            "version": rec.version,
-            "hash": rec.hash.hex(),
-            "event": event,
-        }
-        yield json.dumps(line, sort_keys=True)
+    return export_lines(records)
 
 
 def make_backup(
@@ -365,28 +349,9 @@ def write_key_files(files: Iterable[KeyFile]) -> list[str]:
     """Write each file atomically with its mode (temp file, fsync, rename, fsync the dir)."""
     lines = []
     for key in files:
-        _write_atomic(key.path, key.data, key.mode)
+        write_atomic(key.path, key.data, key.mode)
         lines.append(f"wrote {key.path} (mode {key.mode:04o})")
     return lines
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 # ================================================================ reset

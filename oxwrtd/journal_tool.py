@@ -13,14 +13,14 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from journal.lmdb import LmdbStore
-from journal.record import JournalError
+from journal.record import JournalError, Record
 from journal.snapshots import boot, checked_facts
 from journal.store import Store
 from journal.verify import verify
@@ -98,8 +98,9 @@ def _verify(store: Store, out: Any) -> int:
     return 1
 
 
-def _export(store: Store, since: int, out: Any) -> int:
-    for rec in store.records(since):
+def export_lines(records: Iterable[Record]) -> Iterator[str]:
+    """The journal as JSON lines, secrets as digests (also the backup's journal.jsonl)."""
+    for rec in records:
         try:
             event: Any = redacted(decode(rec.tag, rec.version, rec.payload))
         except CodecError as exc:
@@ -112,7 +113,12 @@ def _export(store: Store, since: int, out: Any) -> int:
             "hash": rec.hash.hex(),
             "event": event,
         }
-        print(json.dumps(line, sort_keys=True), file=out)
+        yield json.dumps(line, sort_keys=True)
+
+
+def _export(store: Store, since: int, out: Any) -> int:
+    for line in export_lines(store.records(since)):
+        print(line, file=out)
     return 0
 
 

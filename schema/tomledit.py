@@ -295,14 +295,15 @@ def _bad(path: Path, message: str) -> ConfigError:
 # ---------------------------------------------------------------- files
 
 
-def write_atomic(path: FsPath, text: str, mode: int) -> None:
-    """Replace `path` with `text`: temp file in the same directory with its final mode, fsync,
-    rename over, fsync the directory so the rename itself is durable."""
+def write_atomic(path: FsPath, text: str | bytes, mode: int) -> None:
+    """Replace `path` with `text` (UTF-8 when str): temp file in the same directory with its
+    final mode, fsync, rename over, fsync the directory so the rename itself is durable."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    data = text.encode() if isinstance(text, str) else text
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         FsPath(tmp).replace(path)
