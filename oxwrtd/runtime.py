@@ -469,7 +469,15 @@ class Runtime:
     async def reload(
         self, author: Author, *, confirm_within: float | None = None, comment: str = ""
     ) -> Outcome:
-        return await self._run(d.Reload(confirm_within=confirm_within))
+        target = d.head(self.state)
+        return self._took_effect(target, await self._run(d.Reload(confirm_within=confirm_within)))
+
+    def _took_effect(self, target: int | None, outcome: Outcome) -> Outcome:
+        """A change that failed and was reverted is an error for the operator (exit non-zero),
+        even though the router is healthy again; the lines say what happened."""
+        if target is not None and self.state.running != target:
+            raise ApiError("apply-failed", "; ".join(outcome.lines))
+        return outcome
 
     async def dry_run(self) -> Outcome:
         return await self._run(d.Reload(dry_run=True))
@@ -482,7 +490,9 @@ class Runtime:
     ) -> Outcome:
         if at is not None:
             to = self._running_at(at)
-        return await self._run(d.Rollback(to=to, comment=comment, by=_signed(author)))
+        target = to if to is not None else d.previous_good(self.state, self.state.running)
+        outcome = await self._run(d.Rollback(to=to, comment=comment, by=_signed(author)))
+        return self._took_effect(target, outcome)
 
     def _running_at(self, at: float) -> int:
         """The revision that was running at time `at`: the last one applied at or before it."""

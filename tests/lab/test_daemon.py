@@ -171,3 +171,60 @@ def test_confirm_keeps_the_revision(lab: Topology, router: LabRouter):
     time.sleep(6)
     status = json.loads(router.oxctl("lan", "--json", "192.168.50.1", "status").stdout)
     assert status["running_revision"] == 2 and status["hostname"].startswith("kept-")
+
+
+def _routes(lab: Topology) -> list[str]:
+    out = lab.run("router", "ip", "-j", "route", "show", "proto", "155", check=False).stdout
+    return sorted(f"{r['dst']} {r.get('gateway', '')}" for r in json.loads(out or "[]"))
+
+
+def _ruleset(lab: Topology) -> str:
+    return lab.run("router", "nft", "-j", "list", "table", "inet", "oxwrt").stdout
+
+
+def test_a_revision_the_kernel_refuses_reverts_addresses_routes_and_ruleset_exactly(
+    lab: Topology, router: LabRouter
+):
+    before = (v4_addresses(lab, "br-lan"), _routes(lab), _ruleset(lab))
+    text = (router.etc / "oxwrt.toml").read_text()
+    bad = router.etc.parent / "kernel-refuses.toml"
+    # valid as config, refused by the kernel: the named set does not exist
+    bad.write_text(
+        text.replace("192.168.50.", "192.168.52.")
+        + '\n[[firewall.raw_nft]]\nchain = "input"\nrule = "ip saddr @no_such_set drop"\n'
+    )
+    assert router.oxctl("lan", "192.168.50.1", "config-push", str(bad)).returncode == 0
+    reload = router.oxctl("lan", "192.168.50.1", "reload")
+    assert reload.returncode != 0
+    assert "raw_nft" in reload.stderr + reload.stdout and "reverting to revision 1" in (
+        reload.stderr + reload.stdout
+    )
+    assert (v4_addresses(lab, "br-lan"), _routes(lab), _ruleset(lab)) == before
+    status = json.loads(router.oxctl("lan", "--json", "192.168.50.1", "status").stdout)
+    assert status["running_revision"] == 1
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15])
+def test_sigkill_during_an_apply_converges_on_the_journaled_revision(
+    lab: Topology, router: LabRouter, delay: float
+):
+    edited = router.etc.parent / "moved.toml"
+    edited.write_text((router.etc / "oxwrt.toml").read_text().replace("192.168.50.", "192.168.53."))
+    assert router.oxctl("lan", "192.168.50.1", "config-push", str(edited)).returncode == 0
+    reloading = _reload_in_background(router, "60s")
+    try:
+        # the reload is on its way: kill the daemon at some point of the apply
+        wait_for(lambda: "applying revision 2" in router.tail(20), timeout=10)
+        time.sleep(delay)
+        router.signal(signal.SIGKILL)
+        assert router.proc is not None
+        router.proc.wait(10)
+    finally:
+        reloading.kill()
+        reloading.wait()
+    router.start()
+    replay = journal(router, "replay").stdout.replace("'", '"')
+    running = 2 if '"running": 2' in replay else 1
+    want = "192.168.53.1/24" if running == 2 else "192.168.50.1/24"
+    assert wait_for(lambda: v4_addresses(lab, "br-lan") == {want}), (running, replay)
+    assert journal(router, "verify").returncode == 0
