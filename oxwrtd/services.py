@@ -369,10 +369,18 @@ class Services:
         self._queue.put_nowait(record)
 
     def _on_lost(self, report: LeaseLost | LeaseFailed) -> None:
-        if isinstance(report, LeaseLost):
-            log.info("WAN %s: no lease (the DHCP client starts over)", report.interface)
-        else:
+        if not isinstance(report, LeaseLost):
             log.info("WAN %s: DHCP %s", report.interface, report.event)
+            return
+        log.info("WAN %s: no lease (the DHCP client starts over)", report.interface)
+
+        def record() -> list[str]:  # kernel thread; udhcpc also says deconfig before its first
+            if report.interface not in self.runtime.state.leases:  # lease: nothing was held
+                return []
+            lost = ev.LeaseLost(interface=report.interface, reason="deconfig")
+            return self.runtime.observe([lost], reapply=True)  # the address and route go
+
+        self._queue.put_nowait(record)
 
     async def _journal_forever(self) -> None:
         while (job := await self._queue.get()) is not None:

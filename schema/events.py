@@ -157,6 +157,13 @@ class LeaseAcquired(_Event, tag="lease.acquired", kw_only=True, frozen=True):
     expires: float | None = None
 
 
+class LeaseLost(_Event, tag="lease.lost", kw_only=True, frozen=True):
+    """A WAN's DHCP client holds no address any more (expiry, NAK, link restart)."""
+
+    interface: str
+    reason: str = ""
+
+
 class Booted(_Event, tag="daemon.booted", kw_only=True, frozen=True):
     software: str
     boot_id: str = ""
@@ -199,6 +206,7 @@ Event = (
     | ServiceGaveUp
     | HealthProbed
     | LeaseAcquired
+    | LeaseLost
     | Booted
     | DriftDetected
     | Checkpoint
@@ -218,6 +226,7 @@ EVENT_TYPES: Final[tuple[type[_Event], ...]] = (
     ServiceGaveUp,
     HealthProbed,
     LeaseAcquired,
+    LeaseLost,
     Booted,
     DriftDetected,
     Checkpoint,
@@ -245,6 +254,7 @@ CHATTER_TAGS: Final[frozenset[str]] = frozenset(
         ServiceGaveUp,
         HealthProbed,
         LeaseAcquired,
+        LeaseLost,
         DriftDetected,
     )
 )
@@ -316,6 +326,7 @@ __all__ = [
     "Event",
     "HealthProbed",
     "LeaseAcquired",
+    "LeaseLost",
     "RolledBack",
     "SealedLeaf",
     "ServiceExited",

@@ -39,6 +39,7 @@ from schema.events import (
     Event,
     HealthProbed,
     LeaseAcquired,
+    LeaseLost,
     RolledBack,
     ServiceExited,
     ServiceGaveUp,
@@ -305,6 +306,10 @@ def _lease(s: State, seq: int, time: float, e: LeaseAcquired) -> None:
     )
 
 
+def _lease_lost(s: State, seq: int, time: float, e: LeaseLost) -> None:
+    s.leases.pop(e.interface, None)
+
+
 def _booted(s: State, seq: int, time: float, e: Booted) -> None:
     s.boots += 1
     s.software = e.software
@@ -340,6 +345,7 @@ _HANDLERS: Final[dict[type, Callable[[State, int, float, Any], None]]] = {
     ServiceGaveUp: _service_gave_up,
     HealthProbed: _probed,
     LeaseAcquired: _lease,
+    LeaseLost: _lease_lost,
     Booted: _booted,
     DriftDetected: _drift,
     Checkpoint: _checkpoint,

@@ -15,13 +15,16 @@ import msgspec
 import pytest
 from journal_samples import samples
 
+from schema import events as ev
 from schema.codec import CodecError, decode, encode
 from schema.events import EVENT_TYPES, TYPES_BY_TAG, VERSIONS, tag_of
 from schema.upcast import UpcastError, upcast
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "events"
 SHAPES = GOLDEN / "shapes.json"
-SAMPLES = {tag_of(type(e)): e for e in samples()}
+# Event types added after the shared samples' counts were fixed by other tests get one here.
+LATER_SAMPLES: list[ev.Event] = [ev.LeaseLost(interface="wan", reason="deconfig")]
+SAMPLES = {tag_of(type(e)): e for e in [*samples(), *LATER_SAMPLES]}
 
 
 def shape(cls: type) -> str:

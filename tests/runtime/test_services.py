@@ -522,3 +522,22 @@ def test_chrony_conf_is_rendered_from_ntp_and_only_chrony_restarts_when_it_chang
         await world.services.close()
 
     asyncio.run(scenario())
+
+
+def test_a_lost_lease_removes_the_wan_address_and_route_and_is_journaled(world: World) -> None:
+    async def scenario() -> None:
+        await world.boot(public())
+        world.lease("203.0.113.7", event="deconfig")  # udhcpc's start-up deconfig: nothing held
+        await world.settle()
+        assert world.journaled(ev.LeaseLost) == []
+        world.lease("203.0.113.7")
+        await world.settle()
+        assert world.wan_addresses() == {"203.0.113.7/24"}
+        world.lease("203.0.113.7", event="deconfig")
+        await world.settle()
+        assert world.wan_addresses() == set() and world.default_gateways() == set()
+        assert [e.interface for e in world.journaled(ev.LeaseLost)] == ["wan0"]
+        assert "wan0" not in world.rt.state.leases
+        await world.services.close()
+
+    asyncio.run(scenario())
