@@ -7,15 +7,19 @@
                 is left, seed saved, data partition unmounted, sync, reboot(2).
 
 A PID 1 that exits panics the kernel, so nothing leaves `run`: an exception anywhere is logged to
-the console and becomes a reboot; `main` returning without a request is a reboot too. The daemon
-plugs in as `main` (it must call `boot.watchdog.progress(now)` from its loop and stop when
-`boot.stopping` is set); `--selftest` runs a small main that supervises one command instead.
+the console and becomes a reboot; `main` returning without a request is a reboot too. `main()`
+plugs in the daemon (`daemon`: the loop's turns are its progress, `boot.stopping` stops it, and
+`boot.reaper` is its services' reaper); `--selftest` plugs in a small main that supervises one
+command instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import io
+import logging
 import os
 import signal
 import sys
@@ -225,8 +229,8 @@ RESPAWN_DELAY_S = 1.0
 
 
 def selftest(service: Sequence[str]) -> Main:
-    """A main loop for the VM tier until the daemon is wired: announce readiness, keep
-    `service` (e.g. vm/guest_agent.py) running, report progress, stop when asked."""
+    """A main loop for the VM tier's PID 1 tests: announce readiness, keep `service` (e.g.
+    vm/guest_agent.py) running, report progress, stop when asked."""
 
     async def main(boot: Boot) -> None:
         loop = asyncio.get_running_loop()
@@ -255,18 +259,80 @@ async def _keep_running(boot: Boot, argv: list[str]) -> None:
         await asyncio.sleep(RESPAWN_DELAY_S)
 
 
+def daemon(daemon_argv: Sequence[str], companion: Sequence[str] = ()) -> Main:
+    """The router's main loop: oxwrtd's daemon (`oxwrtd.daemon.serve`) on the data partition's
+    config and state dirs, plus `companion` (e.g. the VM tier's guest agent) kept running beside
+    it as a plain child of PID 1, outside any sandbox. Arguments the daemon's parser rejects are
+    logged and the defaults used: a router with a typo on its kernel command line must still boot.
+    The firewall goes into this namespace (it is the router's own)."""
+
+    async def main(boot: Boot) -> None:
+        from oxwrtd import daemon as oxwrtd_daemon
+
+        logging.basicConfig(
+            level=logging.INFO,
+            format="oxwrtd %(levelname)s %(message)s",  # the console adds no clock; dmesg has one
+            stream=boot.console.stream,
+            force=True,
+        )
+        args = daemon_args(daemon_argv, boot.console)
+        logging.getLogger().setLevel(args.log_level.upper())
+        boot.watchdog.progress(asyncio.get_running_loop().time())  # the loop has started
+        tasks = [asyncio.create_task(_report_progress(boot))]
+        if companion:
+            tasks.append(asyncio.create_task(_keep_running(boot, list(companion))))
+        try:
+            await oxwrtd_daemon.serve(
+                args.config_dir, args.state_dir, True, args.run_dir, boot=boot
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    return main
+
+
+def daemon_args(argv: Sequence[str], console: Console) -> argparse.Namespace:
+    """The daemon's options; when they do not parse, the reason and the defaults are logged."""
+    from oxwrtd import daemon as oxwrtd_daemon
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as why:
+            return oxwrtd_daemon.parse_args(list(argv))
+    except SystemExit:
+        reason = why.getvalue().strip().splitlines()[-1:] or ["not parsed"]
+        console.log(f"arguments {list(argv)}: {reason[0]}; running with the defaults", level=3)
+        return oxwrtd_daemon.parse_args([])
+
+
+async def _report_progress(boot: Boot) -> None:
+    """The daemon's loop turns: the daemon does its blocking work (netlink, nft, fsync) on its
+    kernel thread, so a loop that stops turning is a hung daemon."""
+    loop = asyncio.get_running_loop()
+    while True:
+        boot.watchdog.progress(loop.time())
+        await asyncio.sleep(1.0)
+
+
+def split_companion(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`[OPTIONS] [-- COMMAND ...]` -> (options, command)."""
+    args = list(args)
+    if "--" in args:
+        at = args.index("--")
+        return args[:at], args[at + 1 :]
+    return args, []
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """`python -m oxwrtd.pid1 --selftest [-- CMD ...]`. Any other arguments as PID 1 are logged
-    and the self-test loop runs without a service: a bootable, reaping, stoppable machine beats
-    a kernel panic."""
+    """`python -m oxwrtd.pid1 [DAEMON OPTIONS] [-- COMMAND ...]` runs the router (see `daemon`);
+    `python -m oxwrtd.pid1 --selftest [-- COMMAND ...]` runs the self-test loop instead."""
     args = list(sys.argv[1:] if argv is None else argv)
-    service: list[str] = []
     if args[:1] == ["--selftest"]:
         rest = args[1:]
         service = rest[1:] if rest[:1] == ["--"] else rest
-    elif args:
-        print(f"oxwrtd.pid1: unknown arguments {args}; running without a service", file=sys.stderr)
-    run(selftest(service))
+        run(selftest(service))
+    options, companion = split_companion(args)
+    run(daemon(options, companion))
 
 
 if __name__ == "__main__":

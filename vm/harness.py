@@ -6,7 +6,9 @@ laid on it by a busybox-static initramfs this module writes, together with `root
 /etc/oxwrt and the journal, two virtio NICs (WAN, LAN) on taps that live in a network namespace
 the harness owns (bridged to veths into the lab's namespaces), an i6300esb watchdog, the serial
 console captured to a file, and a virtio-serial channel to `vm/guest_agent.py` for `VM.run`.
-`-no-reboot` turns any guest reboot (orderly, watchdog, panic) into QEMU exiting.
+`-no-reboot` turns any guest reboot (orderly, watchdog, panic) into QEMU exiting. PID 1 runs
+either its self-test loop (`pid1_argv`) or the router (`router_argv`: the daemon on the config
+pair and journal of the data disk, see vm/router_config.py), the guest agent beside either.
 
 Everything the host needs is installed on first use (`ensure_host_packages`); the kernel package
 is fetched with `apt-get download` into the cache dir and reused.
@@ -41,6 +43,7 @@ CACHE_DIR = Path(os.environ.get("OXWRT_VM_CACHE", "/var/cache/oxwrt-vm"))
 GUEST_PYTHON = REPO / ".venv" / "bin" / "python"  # the host's venv, seen in the guest via 9p
 GUEST_AGENT = REPO / "vm" / "guest_agent.py"
 READY_LINE = f"oxwrtd: {pid1.READY_LINE}"  # as oxwrtd's Console prints it
+ROUTER_READY = "oxwrtd INFO oxwrtd ready:"  # the daemon's ready line under PID 1's logging
 
 # binary -> Debian package providing it (busybox-static: the initramfs needs a static busybox)
 HOST_PACKAGES = {
@@ -309,14 +312,16 @@ def build_initramfs(
 # ---------------------------------------------------------------- persistent disk
 
 
-def make_data_disk(path: Path, size_mib: int = 64) -> Path:
+def make_data_disk(path: Path, size_mib: int = 64, root: Path | None = None) -> Path:
     """A raw ext4 image labelled DATA_LABEL: the guest's flash data partition. ext4 on a block
     device (not a 9p share) because LMDB needs a shared writable mmap and real fsync, and
     because a block device exercises the mount path a router takes; the host reads it back
-    with e2fsprogs (`read_disk_file`) without mounting it."""
+    with e2fsprogs (`read_disk_file`) without mounting it. `root`: a host directory whose
+    contents the new filesystem starts with (`mkfs.ext4 -d`), e.g. a config pair and a journal."""
     with path.open("wb") as f:
         f.truncate(size_mib * 1024 * 1024)
-    _check(["mkfs.ext4", "-q", "-F", "-L", DATA_LABEL, str(path)])
+    populate = ["-d", str(root)] if root is not None else []
+    _check(["mkfs.ext4", "-q", "-F", "-L", DATA_LABEL, *populate, str(path)])
     return path
 
 
@@ -328,6 +333,26 @@ def read_disk_file(image: Path, guest_path: str) -> bytes:
     if done.returncode != 0 or b"File not found" in done.stderr:
         raise FileNotFoundError(f"{guest_path} not on {image}: {done.stderr.decode().strip()}")
     return done.stdout
+
+
+def read_disk_tree(image: Path, guest_dir: str, dest: Path) -> Path:
+    """Copy a directory of the data disk (e.g. the journal) to `dest` on the host; returns the
+    copy's path (`dest`/<basename>)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["debugfs", "-R", f"rdump {guest_dir} {dest}", str(image)], capture_output=True, check=False
+    )
+    copied = dest / Path(guest_dir).name
+    if done.returncode != 0 or not copied.is_dir():
+        raise FileNotFoundError(f"{guest_dir} not on {image}: {done.stderr.decode().strip()}")
+    return copied
+
+
+def write_disk_file(image: Path, guest_path: str, data: bytes, scratch: Path) -> None:
+    """Replace a file on the (unmounted) data disk, as a bad flash write or a hand edit would."""
+    scratch.write_bytes(data)
+    _check(["debugfs", "-w", "-R", f"rm {guest_path}", str(image)])
+    _check(["debugfs", "-w", "-R", f"write {scratch} {guest_path}", str(image)])
 
 
 def disk_features(image: Path) -> set[str]:
@@ -411,6 +436,12 @@ def pid1_argv(selftest_service: Sequence[str] | None = None) -> list[str]:
     return ["/sbin/init", "--selftest", "--", *service]
 
 
+def router_argv() -> list[str]:
+    """Boot oxwrtd as the router (the daemon under PID 1, config and journal on the data disk),
+    with the guest agent kept running beside it, outside the services' sandboxes."""
+    return ["/sbin/init", "--", str(GUEST_PYTHON), str(GUEST_AGENT)]
+
+
 @dataclass
 class VMConfig:
     workdir: Path
@@ -422,6 +453,7 @@ class VMConfig:
     kernel_args: tuple[str, ...] = ()
     cache_dir: Path = CACHE_DIR
     hostname: str = "oxwrt-vm"
+    ready_line: str = READY_LINE  # what `boot` waits for: PID 1's, or the daemon's (ROUTER_READY)
 
 
 class VM:
@@ -495,10 +527,10 @@ class VM:
             raise VMError(f"QEMU never connected the agent channel:\n{self.tail()}") from exc
 
     def boot(self, timeout: float = BOOT_TIMEOUT_S) -> float:
-        """start() and wait until the guest agent answers; returns seconds to READY_LINE."""
+        """start() and wait until the guest agent answers; returns seconds to the ready line."""
         self.start()
         try:
-            self.wait_for_line(READY_LINE, timeout)
+            self.wait_for_line(self.config.ready_line, timeout)
             ready = time.monotonic() - self.started_at
             self.wait_for_line(AGENT_READY_LINE, timeout)
         except VMError:
