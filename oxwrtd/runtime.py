@@ -31,6 +31,7 @@ from oxwrtd.core import decide as d
 from oxwrtd.core import health, net
 from oxwrtd.core.net_ops import ApplyFailed as NetApplyFailed
 from oxwrtd.core.state import Revision, State
+from oxwrtd.core.unbuilt import unbuilt
 from oxwrtd.eventlog import EventLog
 from oxwrtd.shell.dataplane import ApplyError, Dataplane
 from oxwrtd.shell.nft import NftApplyError
@@ -148,6 +149,8 @@ class Runtime:
         except (ApiError, SealError, ValueError) as exc:
             return d.ApplyOutcome(apply=apply, ok=False, reason=str(exc), step="load")
         log.info("revision %d applied (%s): %s", rev.id, apply.why, "; ".join(changes) or "no-op")
+        for line in unbuilt(_parsed(rev.public_toml)):
+            log.warning("revision %d: %s", rev.id, line)
         self._write_files(rev, loaded)
         for hook in self.on_applied:
             hook(config)
@@ -401,7 +404,9 @@ class Runtime:
             candidate_revision=s.candidate,
             confirm_deadline=s.pending_confirm.deadline if s.pending_confirm else None,
             journal_seq=s.seq,
-            problems=list(self.problems) + service_problems,
+            problems=list(self.problems)
+            + service_problems
+            + (unbuilt(_parsed(running.public_toml)) if running else []),
             services=services,
         )
 
