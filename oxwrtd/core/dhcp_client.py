@@ -40,6 +40,7 @@ FAILED_WAIT_S: Final = 10
 T1_FRACTION: Final = 0.5
 T2_FRACTION: Final = 0.875
 INFINITE_LEASE: Final = 0xFFFFFFFF  # RFC 2131 §3.3: "infinite" lease time
+HOOK_MOUNT: Final = "/run/oxwrt-dhcp-hook"  # where the hook's directory appears in the sandbox
 MAX_REPORT_BYTES: Final = 8192  # a DHCP reply fits in 1500 bytes; its hook report does too
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")  # the kernel's IFNAMSIZ and forbidden characters
 
@@ -158,13 +159,20 @@ def client_service(wan: Wan, hostname: str, paths: ClientPaths) -> Service:
     for DHCP, and the report socket's directory bound in (the sandbox has a private /run).
     Read-only is enough: connecting to a unix socket is not a write to its filesystem."""
     socket_dir = paths.socket.rpartition("/")[0] or "/"
+    # The hook's directory is bound at a fixed place: the sandbox's /tmp and /run are private,
+    # so a checkout or install living there would otherwise be invisible to the client.
+    hook_dir, _, hook_file = paths.hook.rpartition("/")
+    inside = msgspec.structs.replace(paths, hook=f"{HOOK_MOUNT}/{hook_file}")
     return Service(
         name=f"dhcp-{wan.name}",
         rootfs="/",
-        entrypoint=client_argv(wan, hostname, paths),
+        entrypoint=client_argv(wan, hostname, inside),
         env=client_env(paths),
         net_mode="host",
-        binds=[Bind(source=socket_dir, target=socket_dir)],
+        binds=[
+            Bind(source=socket_dir, target=socket_dir),
+            Bind(source=hook_dir or "/", target=HOOK_MOUNT),
+        ],
         security=Security(caps=["NET_RAW", "NET_BIND_SERVICE"], pid_namespace=True),
         pids_max=8,
         memory_max=64 * 1024 * 1024,  # the hook is a short-lived Python

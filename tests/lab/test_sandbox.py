@@ -50,9 +50,13 @@ def cap_mask(names: list[str]) -> str:
     return f"{sum(1 << CAPABILITIES.index(n) for n in names):016x}"
 
 
+PROBE_INSIDE = "/run/oxwrt-probe"  # the sandbox's /tmp and /run are private: bind the probe in
+
+
 def probe_service(name: str, writes: Sequence[str] = (), **kw: Any) -> Service:
-    argv = ["/usr/bin/python3", "-I", str(PROBE), ",".join(writes)]
+    argv = ["/usr/bin/python3", "-I", f"{PROBE_INSIDE}/{PROBE.name}", ",".join(writes)]
     kw.setdefault("net_mode", "host")
+    kw["binds"] = [Bind(source=str(PROBE.parent), target=PROBE_INSIDE), *kw.get("binds", [])]
     return Service(name=name, rootfs="/", entrypoint=argv, **kw)
 
 
