@@ -177,6 +177,13 @@ def run_ip(commands: list[str], what: str) -> None:
 
 
 def launch(plan: Plan) -> None:
+    # Import the hardening modules while the host's filesystem is still in view: after the
+    # mount namespace changes (pivot_root, or the private /tmp and /run of rootfs "/") the
+    # venv or checkout they come from may be gone. Later imports are sys.modules look-ups.
+    import prctl  # noqa: F401
+
+    if plan["seccomp_deny"]:
+        import seccomp  # noqa: F401
     if plan["cgroup_procs"]:
         try:
             write_file(plan["cgroup_procs"], str(os.getpid()))
