@@ -228,7 +228,9 @@ class Services:
         self.paths = paths
         make = supervisor or self._real_supervisor
         self.supervisor = make(self._on_supervisor_event)
-        self.client = default_paths(paths.dhcp_socket, python=python or sys.executable)
+        # The hook is stdlib-only and runs inside the client's sandbox, where a venv under
+        # /tmp or /run would be hidden: the base interpreter behind sys.executable serves.
+        self.client = default_paths(paths.dhcp_socket, python=python or _base_python())
         self.receiver = LeaseReceiver(
             paths.dhcp_socket, on_lease=self._on_lease, on_lost=self._on_lost, clock=runtime.clock
         )
@@ -452,3 +454,9 @@ __all__ = [
     "state_dirs",
     "status_rows",
 ]
+
+
+def _base_python() -> str:
+    """The interpreter itself (a venv's python is a symlink to it), resolved to a real path."""
+    return str(Path(sys.executable).resolve())
+
