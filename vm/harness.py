@@ -260,10 +260,25 @@ done
 cd /
 $B mkdir -p /newroot/lib/modules/{kernel.version}
 $B mount --bind /lower{modules_on_host} /newroot/lib/modules/{kernel.version}
-$B umount /proc /sys
+{_checkout_in_view()}$B umount /proc /sys
 {exports}echo "initramfs: switching root to: {argv}"
 exec $B switch_root /newroot {argv}
 """
+
+
+def _checkout_in_view() -> str:
+    """Init lines that keep this checkout visible in the guest at its own path. PID 1 mounts a
+    tmpfs on /tmp and /run unless one is there already, which would hide a checkout living
+    there (a fresh CI clone may): so mount that tmpfs first and bind the checkout inside it."""
+    for top, mode in (("/tmp", "1777"), ("/run", "0755")):
+        if REPO.is_relative_to(top):
+            repo = _sh_quote(str(REPO))
+            return (
+                f"$B mount -t tmpfs -o mode={mode} tmpfs /newroot{top}\n"
+                f"$B mkdir -p /newroot{repo}\n"
+                f"$B mount --bind /lower{repo} /newroot{repo}\n"
+            )
+    return ""
 
 
 def _sh_quote(text: str) -> str:
