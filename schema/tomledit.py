@@ -13,8 +13,6 @@ Owns every write of oxwrt.toml / oxwrt.secrets.toml text. The only module that u
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path as FsPath
 from typing import Any, Final, Literal
@@ -26,6 +24,7 @@ from tomlkit.container import Container
 from tomlkit.items import AoT, Table
 
 from schema import secrets as sec
+from schema.atomic import write_atomic
 from schema.errors import ConfigError, ConfigIssue, Path, format_path
 from schema.locate import locate
 
@@ -293,28 +292,6 @@ def _bad(path: Path, message: str) -> ConfigError:
 
 
 # ---------------------------------------------------------------- files
-
-
-def write_atomic(path: FsPath, text: str | bytes, mode: int) -> None:
-    """Replace `path` with `text` (UTF-8 when str): temp file in the same directory with its
-    final mode, fsync, rename over, fsync the directory so the rename itself is durable."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    data = text.encode() if isinstance(text, str) else text
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        FsPath(tmp).replace(path)
-    except BaseException:
-        FsPath(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def write_pair(

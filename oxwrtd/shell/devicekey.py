@@ -11,6 +11,7 @@ import os
 import stat
 from pathlib import Path
 
+from schema.atomic import write_atomic
 from schema.seal import DEVICE_KEY_BYTES
 
 
@@ -38,23 +39,11 @@ def load(path: Path) -> bytes:
 
 
 def load_or_create(path: Path) -> bytes:
-    """Load the key, or create a fresh one atomically (O_EXCL, 0600, fsynced) if absent."""
+    """Load the key, or create a fresh one atomically (0600 from the first byte, fsynced)."""
     if path.exists():
         return load(path)
     key = os.urandom(DEVICE_KEY_BYTES)
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(fd, key)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, key, 0o600)
     return key
 
 

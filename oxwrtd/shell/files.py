@@ -1,7 +1,7 @@
 """Files and processes the shell adapters share: one atomic write, one way to stop a child.
 
-`write_atomic` (temp file, fsync, rename, fsync of the directory) lives in schema.tomledit, which
-the config writers use; the adapters reach it through here so there is one implementation.
+`write_atomic` (temp file, fsync, rename, fsync of the directory) lives in schema.atomic, which
+the config writers use too; the adapters reach it through here so there is one implementation.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from schema.tomledit import write_atomic
+from schema.atomic import write_atomic
 
 
 def write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:

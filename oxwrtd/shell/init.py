@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from schema.atomic import write_atomic
+
 _libc = ctypes.CDLL(None, use_errno=True)
 # Prototypes, so ctypes passes each argument at its C width (flags are unsigned long).
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
@@ -436,22 +438,10 @@ def restore_seed(seed: Path, urandom: Path = Path("/dev/urandom")) -> bool:
 
 
 def save_seed(seed: Path, urandom: Path = Path("/dev/urandom")) -> None:
-    """Write SEED_BYTES fresh bytes durably: tmp file, fsync, rename, fsync the directory."""
+    """Write SEED_BYTES fresh bytes durably (schema.atomic: tmp, fsync, rename, fsync dir)."""
     with urandom.open("rb") as pool:
         data = pool.read(SEED_BYTES)
-    tmp = seed.with_name(seed.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(seed)
-    dir_fd = os.open(seed.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(seed, data, 0o600)
 
 
 # ---------------------------------------------------------------- shutdown and power
