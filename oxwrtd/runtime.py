@@ -128,7 +128,7 @@ class Runtime:
 
     def _poke(self) -> None:
         """Wake the timer; safe from the kernel thread."""
-        if self._wake_loop is not None:
+        if self._wake_loop is not None and not self._wake_loop.is_closed():
             self._wake_loop.call_soon_threadsafe(self._wake.set)
 
     async def offload(self, fn: Callable[[], list[str]]) -> list[str]:
@@ -296,6 +296,8 @@ class Runtime:
     def _watch_health(self, apply: d.Apply) -> None:
         """`apply` succeeded: probe its revision from now on (a reload's or rollback's failure
         inside the window reverts it, core/health.py) and restart the drift schedule."""
+        if apply.why == "fact" and self._watch and self._watch.revision == apply.revision:
+            return  # a lease re-applied the same revision: its window and gate carry on
         config = self._load_revision(self.state.revisions[apply.revision]).config
         if config is None:  # it was just applied, so it loads; be safe rather than stop
             return

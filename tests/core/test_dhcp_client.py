@@ -11,6 +11,7 @@ import pytest
 from oxwrtd.core.dhcp_client import (
     ENV_PYTHON,
     ENV_SOCKET,
+    HOOK_MOUNT,
     MAX_REPORT_BYTES,
     ClientPaths,
     Deadlines,
@@ -100,10 +101,17 @@ def test_only_dhcp_wans_run_a_client(mode: str) -> None:
 def test_client_as_a_supervised_service() -> None:
     svc = client_service(COOKBOOK_WAN, "homelab-gw", PATHS)
     assert svc.name == "dhcp-wan"
-    assert svc.entrypoint == client_argv(COOKBOOK_WAN, "homelab-gw", PATHS)
+    # the hook runs from its directory bound at HOOK_MOUNT (the sandbox's /tmp and /run are
+    # private, so a checkout there would be hidden)
+    hook_dir, _, hook_file = PATHS.hook.rpartition("/")
+    inside = msgspec.structs.replace(PATHS, hook=f"{HOOK_MOUNT}/{hook_file}")
+    assert svc.entrypoint == client_argv(COOKBOOK_WAN, "homelab-gw", inside)
     assert svc.env == client_env(PATHS) == {ENV_SOCKET: PATHS.socket, ENV_PYTHON: PATHS.python}
     assert svc.net_mode == "host"
-    assert svc.binds == [Bind(source="/run/oxwrt", target="/run/oxwrt")]
+    assert svc.binds == [
+        Bind(source="/run/oxwrt", target="/run/oxwrt"),
+        Bind(source=hook_dir, target=HOOK_MOUNT),
+    ]
     assert set(svc.security.caps) == {"NET_RAW", "NET_BIND_SERVICE"}
 
 

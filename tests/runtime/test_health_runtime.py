@@ -221,3 +221,16 @@ def test_kernel_probe_fails_on_drift_inside_the_window(router: Router) -> None:
     router.after(10)
     assert router.rt.state.running == 1
     assert "10.7.7.1" in router.rt.state.probes["kernel"].detail
+
+
+def test_a_lease_reapplying_the_revision_inside_its_window_keeps_the_gate(router: Router) -> None:
+    from schema.events import LeaseAcquired
+
+    router.boot(public(target=UNREACHABLE))
+    router.push_and_reload(public(lan="10.7.7.1", target=UNREACHABLE))
+    router.after(5)
+    lease = LeaseAcquired(interface="wan0", address="203.0.113.7/24", gateway="203.0.113.1")
+    router.rt.observe([lease], reapply=True)  # a WAN lease re-applies revision 2 ("fact")
+    router.after(5)
+    s = router.rt.state
+    assert s.running == 1 and s.revisions[2].status == "reverted"
