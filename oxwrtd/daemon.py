@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from oxwrtd.core.supervise import Event as SupervisorEvent
     from oxwrtd.pid1 import Boot
     from oxwrtd.services import ServicePaths, SupervisorFactory, SupervisorLike
+    from oxwrtd.shell.reaper import Reaper
 
 DEFAULT_CONFIG_DIR: Final = Path("/etc/oxwrt")
 DEFAULT_STATE_DIR: Final = Path("/var/lib/oxwrt")
@@ -117,7 +118,8 @@ async def serve(
     from oxwrtd.shell.metrics_server import MetricsListenError, MetricsServer
     from oxwrtd.shell.netlink import Netlink
     from oxwrtd.shell.nft import Nft
-    from oxwrtd.shell.probes import Probes
+    from oxwrtd.shell.probes import Probes, reaped_command
+    from oxwrtd.shell.reaper import Reaper
     from schema.config import Config
     from schema.tomledit import secure_secrets_mode
 
@@ -190,7 +192,12 @@ async def serve(
 
     runtime.on_applied.append(on_applied)
     paths = ServicePaths(run_dir_for(state_dir, run_dir), state_dir)
-    services = Services(runtime, paths, supervisor=_pid1_supervisor(paths, boot))
+    # One reaper owns waitpid(-1) for the whole daemon: the services' and every helper command's
+    # (health probes); PID 1 brings its own.
+    reaper = boot.reaper if boot is not None else Reaper()
+    if boot is None:
+        reaper.start()
+    services = Services(runtime, paths, supervisor=_supervisor_factory(paths, reaper))
     await services.start()  # before the boot's apply reconciles it
     runtime.services = services
     runtime.on_applied.append(services.on_applied)
@@ -233,6 +240,7 @@ async def serve(
         kernel=lambda: runtime.offload(runtime.kernel_drift),
         control=control_unbound,
         services=runtime.service_states,
+        command=reaped_command(reaper, loop),
     )
     health_timer = loop.create_task(runtime.run_health(probes))
     blocklist_task = loop.create_task(refresher.run(lambda: applied[0] if applied else None))
@@ -246,6 +254,8 @@ async def serve(
                 await task
         control.close()
         await services.close()  # their exits are journaled before the journal closes
+        if boot is None:
+            reaper.stop()
         await loop.run_in_executor(kernel_thread, runtime.events.close)
         await loop.run_in_executor(kernel_thread, netlink.close)
         nft.close()
@@ -254,17 +264,13 @@ async def serve(
     return 0
 
 
-def _pid1_supervisor(paths: ServicePaths, boot: Boot | None) -> SupervisorFactory | None:
-    """As PID 1 the services share PID 1's reaper: one process, one waitpid(-1) owner."""
-    if boot is None:
-        return None
+def _supervisor_factory(paths: ServicePaths, reaper: Reaper) -> SupervisorFactory:
+    """The services share the daemon's reaper: one process, one waitpid(-1) owner."""
     from oxwrtd.services import SANDBOX_DIR
     from oxwrtd.shell.supervisor import Supervisor
 
     def make(on_event: Callable[[SupervisorEvent], None]) -> SupervisorLike:
-        return Supervisor(
-            state_dir=paths.run_dir / SANDBOX_DIR, on_event=on_event, reaper=boot.reaper
-        )
+        return Supervisor(state_dir=paths.run_dir / SANDBOX_DIR, on_event=on_event, reaper=reaper)
 
     return make
 

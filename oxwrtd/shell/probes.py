@@ -10,6 +10,7 @@ comes in as callables.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import socket
 import struct
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 from oxwrtd.core.health import ProbeSpec
+from oxwrtd.shell.reaper import Reaper
 from schema.events import HealthProbed
 
 PING_WAIT_S: Final = 2  # ping -W: how long the one echo may take to come back
@@ -44,6 +46,26 @@ def run_command(argv: list[str], timeout: float) -> tuple[int, str]:
     except OSError as exc:
         return 127, f"{argv[0]}: {exc.strerror or exc}"
     return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def reaped_command(reaper: Reaper, loop: asyncio.AbstractEventLoop) -> Command:
+    """A Command (called on a worker thread) whose child `reaper` waits for. Inside the daemon
+    the reaper owns waitpid(-1): subprocess.run's own wait races it, and when the reaper wins,
+    Python reports exit status 0 for a child it never saw (a failed ping read as healthy)."""
+
+    def run(argv: list[str], timeout: float) -> tuple[int, str]:
+        future = asyncio.run_coroutine_threadsafe(reaper.run(argv), loop)
+        try:
+            status, output = future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return 124, f"no result within {timeout:g} s"
+        except OSError as exc:
+            return 127, f"{argv[0]}: {exc.strerror or exc}"
+        code = status.code if status.code is not None else 128 + (status.signal or 0)
+        return code, output.decode(errors="replace").strip()
+
+    return run
 
 
 def resolve_a(name: str, server: str, port: int, timeout: float) -> tuple[bool, str]:

@@ -164,3 +164,28 @@ def test_real_ping_of_loopback_and_dns_through_the_runner(resolver: Resolver) ->
     ]
     results = asyncio.run(probes().run(specs))
     assert [r.ok for r in results] == [True, True], results
+
+
+def test_reaped_command_reports_the_real_exit_status_beside_the_daemons_reaper() -> None:
+    """subprocess.run races a waitpid(-1) reaper and may read exit 0 for a failed child; the
+    probes' command goes through the reaper instead, so `false` is never healthy."""
+    from oxwrtd.shell.probes import reaped_command
+    from oxwrtd.shell.reaper import Reaper
+
+    async def scenario() -> list[tuple[int, str]]:
+        reaper = Reaper()
+        reaper.start()
+        try:
+            command = reaped_command(reaper, asyncio.get_running_loop())
+            results = []
+            for argv in (["false"], ["true"], ["sh", "-c", "echo out; exit 3"]) * 5:
+                results.append(await asyncio.to_thread(command, argv, 5.0))
+            results.append(await asyncio.to_thread(command, ["/no/such/program"], 5.0))
+            return results
+        finally:
+            reaper.stop()
+
+    results = asyncio.run(scenario())
+    assert [code for code, _ in results[:3]] == [1, 0, 3] and results[2][1] == "out"
+    assert [code for code, _ in results[:15]] == [1, 0, 3] * 5
+    assert results[15][0] == 127 and "/no/such/program" in results[15][1]
