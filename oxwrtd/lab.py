@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import os
 import secrets
@@ -223,6 +224,7 @@ class Topology:
             _stop(proc.pid, proc)
         self._procs.clear()
         for ns in self._made:
+            _kill_inside(ns)
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
         self._made.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -252,6 +254,15 @@ def _stop(pid: int, proc: subprocess.Popen[bytes] | None = None) -> None:
             break
     if proc is not None:
         proc.wait()
+
+
+def _kill_inside(ns: str) -> None:
+    """End what still runs in a lab namespace: a daemon killed with SIGKILL leaves its services
+    (sandboxed, in their own sessions) behind, and deleting the namespace would not stop them."""
+    out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False)
+    for pid in (int(p) for p in out.stdout.split() if p.isdigit()):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _group_alive(pgid: int) -> bool:

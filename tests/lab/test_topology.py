@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -84,3 +85,25 @@ def test_cli_up_status_down() -> None:
         )
     assert down.returncode == 0, down.stderr
     assert list_labs(lab_id.group(1)) == []
+
+
+def test_teardown_ends_processes_left_inside_the_namespaces() -> None:
+    """A daemon killed with SIGKILL leaves its services, in their own sessions, behind."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    with Topology(prefix="oxtest") as topo:
+        stray = subprocess.Popen(
+            ["ip", "netns", "exec", topo.router, "setsid", "-f", "sleep", "300"],
+            stdout=subprocess.DEVNULL,
+        )
+        stray.wait(10)  # setsid -f forks: the sleep lives on alone, in its own session
+        ns_pids = ["ip", "netns", "pids", topo.router]
+        out = subprocess.run(ns_pids, check=True, capture_output=True, text=True)
+        pids = [int(p) for p in out.stdout.split()]
+        assert pids and all(alive(p) for p in pids)
+    for pid in pids:
+        for _ in range(50):
+            if not alive(pid):
+                break
+            time.sleep(0.05)
+        assert not alive(pid)
