@@ -17,6 +17,7 @@ from typing import Final
 
 import msgspec
 
+from oxwrtd.core.render_doc import RenderDoc
 from schema.config import Config, Lan, Ntp, Simple
 from schema.errors import ConfigError, ConfigIssue, Path
 from schema.values import parse_socket_addr
@@ -51,7 +52,7 @@ def render(config: Config) -> Rendered | None:
     ntp = config.ntp
     if ntp is None:
         return None
-    out = _Out()
+    out = RenderDoc()
     out.line("# chrony.conf rendered by oxwrtd from oxwrt.toml ([ntp]).")
     out.line("# Do not edit: every reload rewrites it.")
     _sources(ntp, out)
@@ -76,26 +77,7 @@ def check(config: Config) -> list[ConfigIssue]:
     return []
 
 
-class _Out:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.errors: list[ConfigIssue] = []
-        self.warnings: list[ConfigIssue] = []
-
-    def line(self, text: str) -> None:
-        self.lines.append(text)
-
-    def err(self, path: Path, message: str) -> None:
-        self.errors.append(ConfigIssue(path=path, message=message))
-
-    def warn(self, path: Path, message: str) -> None:
-        self.warnings.append(ConfigIssue(path=path, message=message))
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-def _sources(ntp: Ntp, out: _Out) -> None:
+def _sources(ntp: Ntp, out: RenderDoc) -> None:
     low, high = POLL_LIMITS
     for key, value in (("poll_min", ntp.poll_min), ("poll_max", ntp.poll_max)):
         if not low <= value <= high:
@@ -134,7 +116,7 @@ def _sources(ntp: Ntp, out: _Out) -> None:
         out.line("nocerttimecheck 1")
 
 
-def _serve(config: Config, ntp: Ntp, out: _Out) -> tuple[tuple[str, ...], int]:
+def _serve(config: Config, ntp: Ntp, out: RenderDoc) -> tuple[tuple[str, ...], int]:
     """`listen` -> chrony's serving directives. chrony has one NTP `port` for every address and
     binds at most one IPv4 and one IPv6 address (`bindaddress`); 0.0.0.0 / :: mean all. Who may
     ask is a separate list: `allow` for every LAN/simple subnet, so a WAN client is refused

@@ -20,6 +20,7 @@ from typing import Final
 
 import msgspec
 
+from oxwrtd.core.render_doc import RenderDoc
 from schema.config import Config, Lan, Radio, Simple, Wan, Wifi
 from schema.errors import ConfigError, ConfigIssue, Path
 
@@ -113,30 +114,11 @@ def _render_all(config: Config) -> tuple[dict[str, Rendered], list[ConfigIssue]]
         wifis = by_radio.get(radio.phy, [])
         if radio.disabled or not wifis:
             continue
-        doc = _Doc()
+        doc = RenderDoc()
         _radio_file(config, r, radio, wifis, doc)
         errors += doc.errors
         out[radio.phy] = Rendered(text=doc.text(), warnings=tuple(doc.warnings))
     return ({} if errors else out), errors
-
-
-class _Doc:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.errors: list[ConfigIssue] = []
-        self.warnings: list[ConfigIssue] = []
-
-    def line(self, text: str) -> None:
-        self.lines.append(text)
-
-    def err(self, path: Path, message: str) -> None:
-        self.errors.append(_issue(path, message))
-
-    def warn(self, path: Path, message: str) -> None:
-        self.warnings.append(_issue(path, message))
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
 
 
 def _issue(path: Path, message: str) -> ConfigIssue:
@@ -144,7 +126,7 @@ def _issue(path: Path, message: str) -> ConfigIssue:
 
 
 def _radio_file(
-    config: Config, r: int, radio: Radio, wifis: list[tuple[int, Wifi]], doc: _Doc
+    config: Config, r: int, radio: Radio, wifis: list[tuple[int, Wifi]], doc: RenderDoc
 ) -> None:
     p: Path = ("radios", r)
     _check_phy(p, radio.phy, len(wifis), doc)
@@ -167,7 +149,7 @@ def _radio_file(
         _bss(config, i, wifi, doc)
 
 
-def _check_phy(p: Path, phy: str, bss_count: int, doc: _Doc) -> None:
+def _check_phy(p: Path, phy: str, bss_count: int, doc: RenderDoc) -> None:
     """The phy names a file and, with `-ap<N>`, every interface: both must be valid."""
     longest = f"{phy}-ap{bss_count - 1}"
     if not _PHY.match(phy):
@@ -182,7 +164,7 @@ def _check_phy(p: Path, phy: str, bss_count: int, doc: _Doc) -> None:
 # ---------------------------------------------------------------- the radio
 
 
-def _phy_block(p: Path, radio: Radio, doc: _Doc) -> None:
+def _phy_block(p: Path, radio: Radio, doc: RenderDoc) -> None:
     band = radio.band
     if band == "":
         band = "5g"
@@ -217,7 +199,7 @@ def _phy_block(p: Path, radio: Radio, doc: _Doc) -> None:
     _extra(doc, (*p, "extra"), radio.extra)
 
 
-def _regulatory(p: Path, radio: Radio, is_5g: bool, doc: _Doc) -> None:
+def _regulatory(p: Path, radio: Radio, is_5g: bool, doc: RenderDoc) -> None:
     """802.11d (country IE) needs a country; 802.11h (DFS/TPC) needs 802.11d. Without a country
     hostapd keeps the world regulatory domain rather than the reference's silent "US"."""
     d = radio.ieee80211d if radio.ieee80211d is not None else True
@@ -262,7 +244,7 @@ def center_index(channel: int, chwidth: int) -> int | None:
     return None
 
 
-def _vht_he(p: Path, radio: Radio, doc: _Doc) -> None:
+def _vht_he(p: Path, radio: Radio, doc: RenderDoc) -> None:
     vht = radio.ieee80211ac if radio.ieee80211ac is not None else True
     vht_width = radio.vht_oper_chwidth if radio.vht_oper_chwidth is not None else DEFAULT_CHWIDTH
     if vht:
@@ -299,7 +281,7 @@ def _vht_he(p: Path, radio: Radio, doc: _Doc) -> None:
 
 
 def _width_and_centre(
-    doc: _Doc, p: Path, radio: Radio, spec: tuple[str, int, int | None]
+    doc: RenderDoc, p: Path, radio: Radio, spec: tuple[str, int, int | None]
 ) -> int | None:
     """Emit `<kind>_oper_chwidth` and its centre index; return the centre emitted."""
     kind, width, given = spec
@@ -332,14 +314,16 @@ def _width_and_centre(
     return derived
 
 
-def _second_segment(doc: _Doc, p: Path, radio: Radio, *, kind: str, width: int, blame: str) -> None:
+def _second_segment(
+    doc: RenderDoc, p: Path, radio: Radio, *, kind: str, width: int, blame: str
+) -> None:
     """80+80 MHz needs a second centre, which the schema has no key for: `extra` must carry it."""
     key = f"{kind}_oper_centr_freq_seg1_idx"
     if width == 3 and not any(line.startswith(f"{key}=") for line in radio.extra):
         doc.err((*p, blame), f"80+80 MHz needs the second segment: add {key}=N to extra")
 
 
-def _no_5g_keys(p: Path, radio: Radio, doc: _Doc) -> None:
+def _no_5g_keys(p: Path, radio: Radio, doc: RenderDoc) -> None:
     if radio.ieee80211ac:
         doc.err((*p, "ieee80211ac"), "802.11ac (VHT) is 5 GHz only; this radio is 2.4 GHz")
     for key in (
@@ -353,14 +337,14 @@ def _no_5g_keys(p: Path, radio: Radio, doc: _Doc) -> None:
             doc.err((*p, key), f"{key} is for 5 GHz radios; this radio is 2.4 GHz")
 
 
-def _capab(doc: _Doc, path: Path, key: str, value: str) -> None:
+def _capab(doc: RenderDoc, path: Path, key: str, value: str) -> None:
     if not _CAPAB.match(value):
         doc.err(path, f'{key} must be flags like "[HT40+][SHORT-GI-20]"')
         return
     doc.line(f"{key}={value}")
 
 
-def _extra(doc: _Doc, path: Path, lines: Sequence[str]) -> None:
+def _extra(doc: RenderDoc, path: Path, lines: Sequence[str]) -> None:
     """Raw lines, appended verbatim once proven to be one `key=value` line each."""
     for j, line in enumerate(lines):
         key, eq, _ = line.partition("=")
@@ -377,7 +361,7 @@ def _extra(doc: _Doc, path: Path, lines: Sequence[str]) -> None:
 # ---------------------------------------------------------------- one SSID
 
 
-def _bss(config: Config, i: int, wifi: Wifi, doc: _Doc) -> None:
+def _bss(config: Config, i: int, wifi: Wifi, doc: RenderDoc) -> None:
     p: Path = ("wifi", i)
     bridge = _bridge(config, p, wifi, doc)
     if bridge is not None:
@@ -401,7 +385,7 @@ def _bss(config: Config, i: int, wifi: Wifi, doc: _Doc) -> None:
     _extra(doc, (*p, "extra"), wifi.extra)
 
 
-def _bridge(config: Config, p: Path, wifi: Wifi, doc: _Doc) -> str | None:
+def _bridge(config: Config, p: Path, wifi: Wifi, doc: RenderDoc) -> str | None:
     """`bridge` when set, else the bridge (LAN) or interface (simple) of `network`: an SSID
     joins the network it names, not br-lan as in the reference (§5 item 4)."""
     net = config.network(wifi.network)
@@ -437,7 +421,9 @@ def _comment_safe(text: str) -> str:
     return text if text.isprintable() else repr(text)
 
 
-def _ranged(doc: _Doc, path: Path, value: int | None, default: int, span: tuple[int, int]) -> int:
+def _ranged(
+    doc: RenderDoc, path: Path, value: int | None, default: int, span: tuple[int, int]
+) -> int:
     low, high = span
     if value is None:
         return default
@@ -446,7 +432,7 @@ def _ranged(doc: _Doc, path: Path, value: int | None, default: int, span: tuple[
     return value
 
 
-def _security(p: Path, wifi: Wifi, doc: _Doc) -> None:
+def _security(p: Path, wifi: Wifi, doc: RenderDoc) -> None:
     if wifi.security == "open":
         doc.line("wpa=0")
         for key in ("passphrase", "wpa_key_mgmt", "rsn_pairwise", "ieee80211w", "sae_pwe"):
@@ -491,7 +477,7 @@ def _security(p: Path, wifi: Wifi, doc: _Doc) -> None:
     _fast_transition(p, wifi, kinds, doc)
 
 
-def _key_mgmt(p: Path, wifi: Wifi, doc: _Doc) -> set[str]:
+def _key_mgmt(p: Path, wifi: Wifi, doc: RenderDoc) -> set[str]:
     kinds = set((wifi.wpa_key_mgmt or KEY_MGMT[wifi.security]).split(" "))
     unknown = kinds - PSK_KINDS - SAE_KINDS
     if unknown:
@@ -503,7 +489,7 @@ def _key_mgmt(p: Path, wifi: Wifi, doc: _Doc) -> set[str]:
     return kinds
 
 
-def _passphrase(p: Path, phrase: str, *, sae: bool, psk: bool, doc: _Doc) -> None:
+def _passphrase(p: Path, phrase: str, *, sae: bool, psk: bool, doc: RenderDoc) -> None:
     """8..63 characters: `wpa_passphrase` (hostapd's SAE uses it too). 64 hex digits are a raw
     WPA2 PSK (`wpa_psk`); SAE has no raw key, so it gets the same 64 characters as its password
     (`sae_password`), which is what a WPA3 client types."""
@@ -523,7 +509,7 @@ def _passphrase(p: Path, phrase: str, *, sae: bool, psk: bool, doc: _Doc) -> Non
         doc.err(path, f"passphrase must be 8..63 characters or 64 hex digits (is {len(phrase)})")
 
 
-def _fast_transition(p: Path, wifi: Wifi, kinds: set[str], doc: _Doc) -> None:
+def _fast_transition(p: Path, wifi: Wifi, kinds: set[str], doc: RenderDoc) -> None:
     """hostapd's own default is ft_over_ds=1, so false is written too (the reference dropped it)."""
     if wifi.ft_over_ds is None:
         return
