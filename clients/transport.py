@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from schema.wire import (
     FrameDecoder,
+    Hello,
     Request,
     Response,
     WireError,
@@ -97,7 +98,7 @@ class _ClientProtocol(QuicConnectionProtocol):
     def __init__(self, quic: QuicConnection, seed: bytes, server_key: bytes, clock: Any) -> None:
         super().__init__(quic)
         self._trailer = (seed, server_key, clock)
-        self.hello: asyncio.Future[bytes] = self._loop.create_future()
+        self.hello: asyncio.Future[Hello] = self._loop.create_future()
         # read-only sessions never await the nonce; mark a failure as seen so asyncio stays quiet
         self.hello.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._hello_decoder = FrameDecoder()
@@ -139,7 +140,7 @@ class _ClientProtocol(QuicConnectionProtocol):
         try:
             for body in self._hello_decoder.feed(data):
                 if not self.hello.done():
-                    self.hello.set_result(decode_hello(body).nonce)
+                    self.hello.set_result(decode_hello(body))
         except WireError as e:
             if not self.hello.done():
                 self.hello.set_exception(TransportError(f"bad hello from the router: {e}"))
@@ -249,21 +250,31 @@ class Session:
         self._protocol.transmit()
         return stream_id
 
-    async def signing_nonce(self) -> bytes:
-        """This connection's nonce from the router (its `hello`), which signatures must cover."""
+    async def router_hello(self) -> Hello:
+        """The router's `hello`: the nonce signatures must cover, and what it can open."""
         try:
             return await asyncio.wait_for(asyncio.shield(self._protocol.hello), HELLO_TIMEOUT_SECS)
         except TimeoutError:
             raise TransportError("the router sent no signing nonce") from None
 
+    async def signing_nonce(self) -> bytes:
+        """This connection's nonce from the router (its `hello`), which signatures must cover."""
+        return (await self.router_hello()).nonce
+
     async def _body(self, request: Request) -> bytes:
         if not is_mutating(request):
             return encode_body(request)
-        nonce = await self.signing_nonce()
+        hello = await self.router_hello()
         self._counter += 1
-        return encode_body(
-            sign_request(request, self._seed, self._server_key, nonce, self._counter)
+        signed = sign_request(
+            request,
+            self._seed,
+            self._server_key,
+            hello.nonce,
+            self._counter,
+            commit=hello.commitments,
         )
+        return encode_body(signed)
 
     def close(self) -> None:
         """Send CONNECTION_CLOSE and drop the socket; never waits for the peer."""

@@ -444,7 +444,8 @@ class Runtime:
                 comment=f"set {key}" if secret else f"set {key} = {value}",
                 base_revision=head,
                 source="rpc",
-                by=_signed(author, withhold=secret),
+                # an old client's request holds the secret value in clear: never journal it
+                by=_signed(author, withhold=secret and "value" not in author.committed),
             )
             return self.handle(request)
 
@@ -468,8 +469,10 @@ class Runtime:
             comment=comment,
             base_revision=base_revision,
             source="rpc",
-            # the signed request holds the secrets file in clear: never journal it
-            by=_signed(author, withhold=secrets_toml is not None),
+            # an old client's request holds the secrets file in clear: never journal it
+            by=_signed(
+                author, withhold=secrets_toml is not None and "secrets" not in author.committed
+            ),
         )
         return await self._run(request)
 
@@ -639,7 +642,8 @@ class Runtime:
                 comment="restore from backup",
                 base_revision=d.head(self.state),
                 source="rpc",
-                by=_signed(author, withhold=True),  # the tarball holds the secrets in clear
+                # an old client's request holds the tarball, secrets and all, in clear
+                by=_signed(author, withhold="data_b64" not in author.committed),
             )
             lines = self.handle(request)
             lines += admin.write_key_files(plan.key_files)
@@ -725,7 +729,8 @@ def _hostname_of(public_toml: str) -> str:
 
 
 def _signed(author: Author, *, withhold: bool = False) -> Signed | None:
-    """The author as journaled; `withhold` drops the request bytes (they carried secrets)."""
+    """The author as journaled; `withhold` drops the request bytes (they carried secrets in
+    clear, as from clients older than the salted commitments of schema.wire)."""
     if not author.public_key:
         return None
     return Signed(

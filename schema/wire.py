@@ -2,12 +2,15 @@
 
 Owns: frame codec (4-byte big-endian length + msgpack body, 1 MiB cap both ways), the sans-IO
 `FrameDecoder`, the RPC messages (requests tagged by `op`, responses by `kind`, lower-case tags of
-the reference), the signed-request envelope, and the 76-byte pre-handshake trailer maths.
+the reference), the signed-request envelope with its secret commitments, and the 76-byte
+pre-handshake trailer maths.
 Invariants:
 - any bytes, split anywhere, decode into the same frames or raise `WireError`, nothing else;
 - messages are tolerant (unknown fields skipped) but an unknown `op`/`kind` is a clean `WireError`;
 - a signature covers a domain tag, the server key, the per-connection nonce, the counter and the
-  exact request bytes, so the journal can verify it offline with nothing but these bytes.
+  exact request bytes, so the journal can verify it offline with nothing but these bytes;
+- those bytes never hold a secret in clear: `COMMITTED_FIELDS` travel as salted commitments,
+  opened by the envelope's `openings`, which the signature does not cover and nothing journals.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import os
 import struct
+from collections.abc import Mapping
 from typing import Annotated, ClassVar, Final
 
 import msgspec
@@ -220,13 +225,23 @@ class Blame(_Req, tag="blame"):
     path: Name
 
 
+class Opening(msgspec.Struct, frozen=True, kw_only=True):
+    """The clear value behind one commitment in a signed request, and the salt that hides it."""
+
+    salt: Key32
+    value: Text
+
+
 class Signed(_Req, tag="signed"):
-    """A mutating request signed by the client key: see `signing_payload` for what is covered."""
+    """A mutating request signed by the client key: see `signing_payload` for what is covered.
+    `openings` (absent from older clients) reveal the request's committed secrets; they are not
+    signed, but each must match the commitment that is (`open_commitments`)."""
 
     request: Annotated[bytes, msgspec.Meta(max_length=MAX_FRAME)]
     key: Key32
     signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
     counter: Count
+    openings: Annotated[dict[Name, Opening], msgspec.Meta(max_length=8)] = {}
 
 
 Request = (
@@ -450,6 +465,9 @@ class Hello(msgspec.Struct, kw_only=True, frozen=True):
 
     nonce: Key32
     server_key: Key32
+    # The router opens salted secret commitments (`open_commitments`). A client sends them only
+    # when this is set: a router without it would apply the commitment string as the value.
+    commitments: bool = False
 
 
 # ---------------------------------------------------------------- frames
@@ -578,12 +596,27 @@ def signing_payload(request_bytes: bytes, server_key: bytes, nonce: bytes, count
 
 
 def sign_request(
-    request: Request, seed: bytes, server_key: bytes, nonce: bytes, counter: int
+    request: Request,
+    seed: bytes,
+    server_key: bytes,
+    nonce: bytes,
+    counter: int,
+    *,
+    commit: bool = True,
 ) -> Signed:
-    body = encode_body(request)
+    """The envelope for `request`: its secrets are signed as commitments and sent as openings
+    (`commit=False`, for a router whose hello does not offer them: signed in clear)."""
+    committed, openings = commit_secrets(request) if commit else (request, {})
+    body = encode_body(committed)
     signer = SigningKey(seed)
     sig = signer.sign(signing_payload(body, server_key, nonce, counter)).signature
-    return Signed(request=body, key=bytes(signer.verify_key), signature=sig, counter=counter)
+    return Signed(
+        request=body,
+        key=bytes(signer.verify_key),
+        signature=sig,
+        counter=counter,
+        openings=openings,
+    )
 
 
 def verify_signature(public_key: bytes, payload: bytes, signature: bytes) -> bool:
@@ -592,6 +625,79 @@ def verify_signature(public_key: bytes, payload: bytes, signature: bytes) -> boo
     except (BadSignatureError, CryptoError, ValueError, TypeError):
         return False
     return True
+
+
+# ---------------------------------------------------------------- secret commitments
+# The journal keeps the signed bytes so anyone can re-check a signature offline, so those bytes
+# must hold no secret. A secret-bearing field is signed as sha256(domain | salt | value) instead;
+# the 32-byte random salt makes the commitment hiding (a short password cannot be guessed back
+# from the journal) and sha256 makes it binding (no other value opens it).
+
+COMMIT_DOMAIN: Final = b"oxwrt-secret-commit-v1\x00"
+COMMIT_PREFIX: Final = "oxwrt-commit:"
+SALT_BYTES: Final = 32
+
+# The fields that may carry a secret in clear, per request type. `Set.value` is always committed:
+# whether a key is secret depends on the router's config, which the client does not have, and a
+# committed public value costs nothing (the runtime records it in the revision anyway).
+COMMITTED_FIELDS: Final[Mapping[type[Request], tuple[str, ...]]] = {
+    ConfigPush: ("secrets",),
+    Set: ("value",),
+    Restore: ("data_b64",),
+}
+
+
+def commitment(salt: bytes, value: str) -> str:
+    digest = hashlib.sha256(COMMIT_DOMAIN + salt + value.encode()).hexdigest()
+    return f"{COMMIT_PREFIX}sha256:{digest}"
+
+
+def commit_secrets(request: Request) -> tuple[Request, dict[str, Opening]]:
+    """`request` with each committed field (that has a value) replaced by a fresh commitment,
+    and the openings that reveal them. A request without such fields comes back unchanged."""
+    openings: dict[str, Opening] = {}
+    for name in COMMITTED_FIELDS.get(type(request), ()):
+        value = getattr(request, name)
+        if value is not None:
+            openings[name] = Opening(salt=os.urandom(SALT_BYTES), value=value)
+    if not openings:
+        return request, openings
+    replaced = {name: commitment(o.salt, o.value) for name, o in openings.items()}
+    return msgspec.structs.replace(request, **replaced), openings
+
+
+def open_commitments(
+    request: Request, openings: Mapping[str, Opening]
+) -> tuple[Request, frozenset[str]]:
+    """`request` (as signed) with its commitments replaced by the opened clear values, and the
+    names of the fields that were committed. WireError if an opening names a field that is not
+    committed, does not match its commitment, or a commitment arrives without its opening (it
+    would otherwise be applied as a literal secret)."""
+    fields = COMMITTED_FIELDS.get(type(request), ())
+    op = type(request).__struct_config__.tag
+    for name in openings:
+        if name not in fields:
+            raise WireError(f"{op} has no committed field {name!r} to open", "malformed")
+    clear: dict[str, str] = {}
+    for name in fields:
+        signed = getattr(request, name)
+        opening = openings.get(name)
+        if opening is None:
+            if isinstance(signed, str) and signed.startswith(COMMIT_PREFIX):
+                raise WireError(
+                    f"field {name} of {op} is a signed commitment but no opening was sent",
+                    "malformed",
+                )
+            continue
+        if signed != commitment(opening.salt, opening.value):
+            raise WireError(
+                f"secrets do not match the signed commitment for field {name}",
+                "signature_invalid",
+            )
+        clear[name] = opening.value
+    if not clear:
+        return request, frozenset()
+    return msgspec.structs.replace(request, **clear), frozenset(clear)
 
 
 # ---------------------------------------------------------------- pre-handshake trailer
@@ -672,6 +778,8 @@ def is_long_header(datagram: bytes) -> bool:
 
 
 __all__ = [
+    "COMMITTED_FIELDS",
+    "COMMIT_PREFIX",
     "MAX_FRAME",
     "TRAILER_LEN",
     "Backup",
@@ -700,6 +808,7 @@ __all__ = [
     "LogLine",
     "Logs",
     "Ok",
+    "Opening",
     "Progress",
     "Reboot",
     "Reload",
@@ -723,6 +832,8 @@ __all__ = [
     "WgEnroll",
     "WireError",
     "build_trailer",
+    "commit_secrets",
+    "commitment",
     "decode_hello",
     "decode_request",
     "decode_response",
@@ -733,6 +844,7 @@ __all__ = [
     "is_long_header",
     "is_mutating",
     "mac1",
+    "open_commitments",
     "parse_time",
     "sign_request",
     "signing_payload",

@@ -30,12 +30,15 @@ class ApiError(Exception):
 
 
 class Author(msgspec.Struct, frozen=True, kw_only=True):
-    """Who asked: the ACL name and key of the peer, and its signature over the request."""
+    """Who asked: the ACL name and key of the peer, and its signature over the request.
+    `committed` names the request fields that were signed as salted commitments: their secrets
+    are not in `request`, so it can be journaled and re-verified offline."""
 
     name: str
     public_key: bytes
     request: bytes = b""  # the exact signed bytes
     signature: bytes = b""
+    committed: frozenset[str] = frozenset()
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):

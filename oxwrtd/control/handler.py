@@ -84,6 +84,7 @@ def author_of(request: wire.Request, peer: Peer) -> Author:
         public_key=peer.key,
         request=peer.signature.signed_bytes,
         signature=peer.signature.signature,
+        committed=peer.signature.committed,
     )
 
 

@@ -5,8 +5,10 @@ authorised key (mac.py), anything else must belong to a connection that was admi
 Unauthorised peers get nothing back, not even version negotiation. The admitted key is bound to
 the connection and handed to the RPC handler as `Peer`; mutating requests must arrive as a
 `Signed` envelope over this connection's nonce (sent on server stream 3 at handshake end) and an
-unused counter. Bad frames get an `err` frame on their own stream; the connection and the
-server carry on. Long handlers get `progress` frames every `keepalive_secs` so nothing idles out.
+unused counter, its secrets signed as commitments and opened by the envelope (schema.wire
+`open_commitments`) before the handler sees them. Bad frames get an `err` frame on their own
+stream; the connection and the server carry on. Long handlers get `progress` frames every
+`keepalive_secs` so nothing idles out.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from schema.wire import (
     encode,
     is_initial,
     is_mutating,
+    open_commitments,
     signing_payload,
     verify_signature,
 )
@@ -65,11 +68,13 @@ CAP_WARN_SECS: Final = 10.0
 
 @dataclass(frozen=True)
 class Signature:
-    """What the journal stores to prove who asked: verify `signature` over `signed_bytes`."""
+    """What the journal stores to prove who asked: verify `signature` over `signed_bytes`.
+    `committed` names the request fields signed as commitments (so not in clear in the bytes)."""
 
     signer: bytes  # Ed25519 public key
     signature: bytes
     signed_bytes: bytes
+    committed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -303,7 +308,9 @@ class ControlProtocol(QuicConnectionProtocol):
         if isinstance(event, events.StreamDataReceived):
             self._stream_data(event.stream_id, event.data, event.end_stream)
         elif isinstance(event, events.HandshakeCompleted):
-            hello = Hello(nonce=self.nonce, server_key=self._control.identity.public_key)
+            hello = Hello(
+                nonce=self.nonce, server_key=self._control.identity.public_key, commitments=True
+            )
             stream_id = self._quic.get_next_available_stream_id(is_unidirectional=True)
             self._quic.send_stream_data(stream_id, encode(hello), end_stream=True)
         elif isinstance(event, events.StreamReset | events.StopSendingReceived):
@@ -459,7 +466,10 @@ class ControlProtocol(QuicConnectionProtocol):
         inner = decode_request(request.request)
         if isinstance(inner, Signed):
             raise WireError("a signed envelope cannot contain another", "malformed")
-        return inner, replace(peer, signature=Signature(request.key, request.signature, payload))
+        # Refused here, before the handler: a commitment must never be applied as a literal.
+        opened, committed = open_commitments(inner, request.openings)
+        signature = Signature(request.key, request.signature, payload, committed)
+        return opened, replace(peer, signature=signature)
 
 
 class _KeepAlive:

@@ -212,7 +212,10 @@ def test_set_is_signed_by_alice_and_reports_revisions(router: Router) -> None:
     header = len(wire.SIGNING_DOMAIN) + 32 + 32  # domain, server key, connection nonce
     counter, request = author.request[header : header + 8], author.request[header + 8 :]
     assert counter == (1).to_bytes(8, "big")
-    assert wire.decode_request(request) == wire.Set(key="hostname", value="r2")
+    signed = wire.decode_request(request)  # the value is signed as a commitment, not in clear
+    assert isinstance(signed, wire.Set) and signed.key == "hostname"
+    assert signed.value.startswith(wire.COMMIT_PREFIX)
+    assert author.committed == frozenset({"value"})
 
 
 def test_config_push_sends_the_pair_comment_and_base(router: Router, tmp_path: Path) -> None:
