@@ -459,4 +459,3 @@ __all__ = [
 def _base_python() -> str:
     """The interpreter itself (a venv's python is a symlink to it), resolved to a real path."""
     return str(Path(sys.executable).resolve())
-

@@ -1508,7 +1508,7 @@ def test_plain_dnat_rule_is_valid() -> None:
 )
 def test_dnat_refuses_fields_it_would_ignore(key: str, value: Any) -> None:
     (issue,) = _dnat_issues(**{key: value})
-    assert f"(name \"dns-redirect\").{key}" in issue and "would be ignored" in issue
+    assert f'(name "dns-redirect").{key}' in issue and "would be ignored" in issue
 
 
 def test_dnat_needs_a_port_and_a_transport_protocol() -> None:
