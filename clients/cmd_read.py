@@ -62,6 +62,8 @@ def status_text(s: StatusReply) -> str:
         left = max(0, int(s.confirm_deadline - time.time()))
         out.append(f"confirm within:    {duration(left)} or it reverts by itself")
     out.append(f"supervisor uptime: {duration(s.supervisor_uptime_secs)}")
+    if s.journal_head:  # keep it: `oxwrtd journal verify --expect` proves history was not rewritten
+        out.append(f"journal head:      {s.journal_seq}:{s.journal_head}")
     out.append(f"firewall rules:    {s.firewall_rules}")
     if s.wan is not None:
         via = f" via {s.wan.gateway}" if s.wan.gateway else ""

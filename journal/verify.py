@@ -5,11 +5,17 @@ and its prev_hash is the hash of the record before it (GENESIS for the first). A
 checkpoint left by compaction, the next record may instead link to the checkpoint's `bridge`
 (the original hash of the record it replaced).
 Signatures in mutating events are checked offline against the request bytes they carry.
+
+The chain proves a journal is internally consistent, not that it is the one that was written:
+whoever can edit the file can also re-hash everything after the edit. So `verify` also takes
+anchors, (seq, hash) pairs remembered outside the device (`oxctl status` shows the head's): a
+rewritten history changes the hash of every record from the edit on, and the anchor names it.
+A record compacted away is still checkable at the checkpoint that replaced it (its `bridge`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import msgspec
 
@@ -27,6 +33,7 @@ class Report(msgspec.Struct, frozen=True):
     first_bad: int | None = None
     problem: str | None = None
     signed: int = 0
+    anchored: int = 0  # anchors that matched
 
 
 def links_after(record: Record) -> tuple[bytes, ...]:
@@ -52,10 +59,15 @@ def checked(records: Iterable[Record], after: tuple[bytes, ...] = (GENESIS,)) ->
         expected = links_after(rec)
 
 
-def verify(store: Store, *, signatures: bool = True) -> Report:
-    """Walk the whole journal; the first record that breaks the chain (or a signature) is named."""
+def verify(
+    store: Store, *, signatures: bool = True, anchors: Mapping[int, bytes] | None = None
+) -> Report:
+    """Walk the whole journal; the first record that breaks the chain (or a signature), or the
+    first anchor it does not match, is named."""
     count, first, last, signed = 0, None, 0, 0
     expected: tuple[bytes, ...] = (GENESIS,)
+    anchors = dict(anchors or {})
+    seen: dict[int, bytes] = {}  # the hash each anchored seq has here (or had, before compaction)
     try:
         for key, value in store.values():
             seq = SEQ.unpack(key)[0]
@@ -73,9 +85,43 @@ def verify(store: Store, *, signatures: bool = True) -> Report:
             first = rec.seq if first is None else first
             last = rec.seq
             expected = links_after(rec)
+            if rec.seq in anchors:
+                seen[rec.seq] = rec.hash
+            if len(expected) > 1 and (upto := _compacted_upto(rec)) in anchors:
+                seen[upto] = expected[1]
     except JournalError as exc:
         return Report(False, count, first, last, last + 1, str(exc), signed)
-    return Report(True, count, first, last, signed=signed)
+    for seq, want in sorted(anchors.items()):
+        why = _anchor_problem(seq, want, seen.get(seq))
+        if why is not None:
+            return Report(False, count, first, last, seq, why, signed, _matched(anchors, seen))
+    return Report(True, count, first, last, signed=signed, anchored=len(anchors))
+
+
+def _compacted_upto(record: Record) -> int | None:
+    try:
+        cp = decode(record.tag, record.version, record.payload)
+    except CodecError:
+        return None
+    return cp.upto if isinstance(cp, Checkpoint) else None
+
+
+def _anchor_problem(seq: int, want: bytes, have: bytes | None) -> str | None:
+    if have is None:
+        return (
+            f"anchor record {seq} is not in this journal (compacted away, or never written), "
+            "so it cannot be checked; anchor a newer record"
+        )
+    if have != want:
+        return (
+            f"record {seq}: hash {have.hex()[:16]}... but the anchor says {want.hex()[:16]}...: "
+            "the history up to it is not the one that was anchored (rewritten or replaced)"
+        )
+    return None
+
+
+def _matched(anchors: Mapping[int, bytes], seen: Mapping[int, bytes]) -> int:
+    return sum(1 for seq, want in anchors.items() if seen.get(seq) == want)
 
 
 def _signature(rec: Record) -> tuple[str | None, int]:

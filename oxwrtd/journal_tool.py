@@ -84,12 +84,13 @@ def redacted(value: Any) -> Any:
     return value
 
 
-def _verify(store: Store, out: Any) -> int:
-    report = verify(store)
+def _verify(store: Store, out: Any, anchors: dict[int, bytes]) -> int:
+    report = verify(store, anchors=anchors)
     if report.ok:
         print(
             f"ok: {report.records} records, seq {report.first_seq}..{report.head_seq}, "
-            f"{report.signed} signatures valid",
+            f"{report.signed} signatures valid"
+            + (f", {report.anchored} anchor(s) matched" if anchors else ""),
             file=out,
         )
         return 0
@@ -130,6 +131,19 @@ def _stats(store: Store, out: Any) -> int:
     return 0
 
 
+def _anchor(text: str) -> tuple[int, bytes]:
+    seq, sep, digest = text.partition(":")
+    try:
+        anchor = int(seq), bytes.fromhex(digest)
+    except ValueError:
+        anchor = (0, b"")
+    if not sep or anchor[0] < 1 or len(anchor[1]) != 32:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: want SEQ:HASH, a record number and its 64-hex-digit hash"
+        )
+    return anchor
+
+
 def main(argv: Sequence[str], out: Any = None) -> int:
     out = out or sys.stdout
     parser = argparse.ArgumentParser(prog="oxwrtd journal", description=__doc__.split("\n")[0])
@@ -137,6 +151,16 @@ def main(argv: Sequence[str], out: Any = None) -> int:
     for name in ("verify", "export", "stats", "replay"):
         p = sub.add_parser(name)
         p.add_argument("dir", type=Path, help="journal directory (holds data.mdb)")
+        if name == "verify":
+            p.add_argument(
+                "--expect",
+                action="append",
+                default=[],
+                type=_anchor,
+                metavar="SEQ:HASH",
+                help="a record hash remembered elsewhere (oxctl status shows the head's); "
+                "fails if this journal's history does not lead to it",
+            )
         if name == "export":
             p.add_argument("--since", type=int, default=0, metavar="SEQ")
         if name == "replay":
@@ -149,7 +173,7 @@ def main(argv: Sequence[str], out: Any = None) -> int:
         return 1
     try:
         if args.command == "verify":
-            return _verify(store, out)
+            return _verify(store, out, dict(args.expect))
         if args.command == "export":
             return _export(store, args.since, out)
         if args.command == "stats":

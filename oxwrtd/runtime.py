@@ -406,6 +406,7 @@ class Runtime:
             candidate_revision=s.candidate,
             confirm_deadline=s.pending_confirm.deadline if s.pending_confirm else None,
             journal_seq=s.seq,
+            journal_head=_head_anchor(self.events.store.head(), s.seq),
             problems=list(self.problems)
             + service_problems
             + (unbuilt(_parsed(running.public_toml)) if running else []),
@@ -726,6 +727,12 @@ def _parsed(public_toml: str) -> dict[str, Any]:
 def _hostname_of(public_toml: str) -> str:
     value = _parsed(public_toml).get("hostname")
     return value if isinstance(value, str) else ""
+
+
+def _head_anchor(head: tuple[int, bytes], folded: int) -> str:
+    """The head record's hash, when it is the record the state was folded through."""
+    seq, digest = head
+    return digest.hex() if seq and seq == folded else ""
 
 
 def _signed(author: Author, *, withhold: bool = False) -> Signed | None:

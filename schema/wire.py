@@ -431,6 +431,7 @@ class StatusReply(_Resp, tag="status"):
     candidate_revision: Count | None = None
     confirm_deadline: float | None = None  # Unix time the pending revision reverts at
     journal_seq: Count = 0
+    journal_head: Name = ""  # hex hash of record journal_seq: an anchor for `journal verify`
     problems: list[Text] = []  # e.g. files on disk that do not validate (the last good runs)
 
 

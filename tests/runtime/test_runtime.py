@@ -230,6 +230,9 @@ def test_status_diff_blame_and_dump_config_never_show_secrets(router: Router) ->
     router.run(router.rt.push(public(host="r2"), secrets("another-secret-1"), OPERATOR, "c"))
     status = router.run(router.rt.status())
     assert status.running_revision == 1 and status.candidate_revision == 2
+    # the head is an anchor: `oxwrtd journal verify --expect SEQ:HASH` checks history against it
+    seq, head = router.rt.events.store.head()
+    assert (status.journal_seq, status.journal_head) == (seq, head.hex())
     diff = router.run(router.rt.diff(1, 2))
     assert '+hostname = "r2"' in diff and "secrets: changed" in diff
     blame = router.run(router.rt.blame("hostname"))
