@@ -112,8 +112,8 @@ class Runtime:
         for effect in decision.effects:
             if isinstance(effect, d.Apply):
                 outcome = self._carry_out(effect)
-                if outcome.ok:
-                    self._watch_health(effect)
+                if outcome.ok and self._watch_health(effect):
+                    outcome = msgspec.structs.replace(outcome, gated=True)
                 lines.extend(self.handle(outcome))
             else:
                 lines.extend(self._plan(effect.revision))
@@ -293,14 +293,15 @@ class Runtime:
 
     # ================================================================ health gate and drift
 
-    def _watch_health(self, apply: d.Apply) -> None:
+    def _watch_health(self, apply: d.Apply) -> bool:
         """`apply` succeeded: probe its revision from now on (a reload's or rollback's failure
-        inside the window reverts it, core/health.py) and restart the drift schedule."""
+        inside the window reverts it, core/health.py) and restart the drift schedule. True when
+        a new gated window began (journaled, so a restart inside it resumes the gate)."""
         if apply.why == "fact" and self._watch and self._watch.revision == apply.revision:
-            return  # a lease re-applied the same revision: its window and gate carry on
+            return False  # a lease re-applied the same revision: its window and gate carry on
         config = self._load_revision(self.state.revisions[apply.revision]).config
         if config is None:  # it was just applied, so it loads; be safe rather than stop
-            return
+            return False
         now = self.clock()
         self._watched = config
         self._watch = health.watch(config.health, apply.revision, apply.why, apply.fallback, now)
@@ -308,6 +309,7 @@ class Runtime:
         loop, wake = self._wake_loop, self._health_wake
         if loop is not None and wake is not None and not loop.is_closed():
             loop.call_soon_threadsafe(wake.set)
+        return self._watch is not None and self._watch.fallback is not None
 
     def health_deadline(self) -> float | None:
         """When the next health round or drift check is due."""

@@ -176,6 +176,20 @@ class DriftDetected(_Event, tag="daemon.drift_detected", kw_only=True, frozen=Tr
     detail: str = ""
 
 
+class ProbationStarted(_Event, tag="health.probation_started", kw_only=True, frozen=True):
+    """A reload or rollback applied `revision` and its health window began: a failure inside it
+    goes back to `fallback`. Journaled, so a restart inside the window resumes the gate."""
+
+    revision: int
+    fallback: int
+
+
+class ProbationEnded(_Event, tag="health.probation_ended", kw_only=True, frozen=True):
+    """`revision` passed its health window: restarts no longer count against it."""
+
+    revision: int
+
+
 class Checkpoint(_Event, tag="journal.checkpoint", kw_only=True, frozen=True):
     """Left by compaction in place of dropped records up to `upto`.
 
@@ -209,6 +223,8 @@ Event = (
     | LeaseLost
     | Booted
     | DriftDetected
+    | ProbationStarted
+    | ProbationEnded
     | Checkpoint
 )
 
@@ -229,6 +245,8 @@ EVENT_TYPES: Final[tuple[type[_Event], ...]] = (
     LeaseLost,
     Booted,
     DriftDetected,
+    ProbationStarted,
+    ProbationEnded,
     Checkpoint,
 )
 
@@ -272,7 +290,9 @@ def revision_of(event: Event) -> int | None:
         | ApplyFailed
         | ConfirmRequested
         | Confirmed
-        | ConfirmExpired,
+        | ConfirmExpired
+        | ProbationStarted
+        | ProbationEnded,
     ):
         return event.revision
     return None
@@ -327,6 +347,8 @@ __all__ = [
     "HealthProbed",
     "LeaseAcquired",
     "LeaseLost",
+    "ProbationEnded",
+    "ProbationStarted",
     "RolledBack",
     "SealedLeaf",
     "ServiceExited",

@@ -21,7 +21,7 @@ from typing import Any, Final, Literal
 import msgspec
 
 from oxwrtd.core import render_chrony, render_hostapd
-from oxwrtd.core.state import Revision, State
+from oxwrtd.core.state import Probation, Revision, State
 from schema.config import Config
 from schema.errors import ConfigIssue, render
 from schema.events import (
@@ -36,6 +36,8 @@ from schema.events import (
     DriftDetected,
     Event,
     HealthProbed,
+    ProbationEnded,
+    ProbationStarted,
     RolledBack,
     SealedLeaf,
     Signed,
@@ -44,6 +46,7 @@ from schema.load import load_text
 
 MAX_CONFIRM_WINDOW_S: Final = 24 * 3600.0  # a forgotten confirm must not pin a revision for days
 MIN_CONFIRM_WINDOW_S: Final = 5.0  # shorter cannot survive one apply plus the operator's reply
+RESTARTS_TO_REVERT: Final = 2  # boots inside one health window that condemn its revision
 
 
 class _Request(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,12 +72,14 @@ class Reload(_Request, frozen=True, kw_only=True):
 
 
 class ApplyOutcome(_Request, frozen=True, kw_only=True):
-    """What the shell reports after carrying out `Apply`."""
+    """What the shell reports after carrying out `Apply`. `gated`: its health window began, so
+    a failure inside it (or restarts before it ends) goes back to `apply.fallback`."""
 
     apply: Apply
     ok: bool
     reason: str = ""
     step: str = ""
+    gated: bool = False
 
 
 class Confirm(_Request, frozen=True, kw_only=True):
@@ -112,6 +117,7 @@ class HealthReport(_Request, frozen=True, kw_only=True):
     results: list[HealthProbed]
     revert_to: int | None = None
     reason: str = ""
+    settled: bool = False  # the last round of a gated window, and it did not trip
 
 
 class DriftReport(_Request, frozen=True, kw_only=True):
@@ -144,7 +150,8 @@ class Apply(msgspec.Struct, frozen=True, kw_only=True):
 
     revision: int
     fallback: int | None
-    why: Literal["reload", "revert", "rollback", "boot", "fact"]
+    # "resume": a boot inside a reload's or rollback's health window, which is gated again
+    why: Literal["reload", "revert", "rollback", "boot", "resume", "fact"]
     confirm_within: float | None = None
 
 
@@ -275,6 +282,8 @@ def _outcome(state: State, req: ApplyOutcome, now: float) -> Decision:
     a = req.apply
     if req.ok:
         events: list[Event] = [ConfigApplied(revision=a.revision)]
+        if req.gated and a.fallback is not None and a.why != "resume":
+            events.append(ProbationStarted(revision=a.revision, fallback=a.fallback))
         if a.confirm_within is not None:
             events.append(ConfirmRequested(revision=a.revision, deadline=now + a.confirm_within))
         reply = f"revision {a.revision} applied"
@@ -368,8 +377,34 @@ def _boot(state: State, req: Boot, now: float) -> Decision:
         )
     if state.running is None:
         return Decision(events=events, reply="no revision has ever been applied")
+    probation = state.probation
+    if probation is not None and probation.revision == state.running:
+        return _boot_on_probation(state, probation, events)
     apply = Apply(revision=state.running, fallback=previous_good(state, state.running), why="boot")
     return Decision(events=events, effects=[apply], reply=f"booting revision {state.running}")
+
+
+def _boot_on_probation(state: State, probation: Probation, events: list[Event]) -> Decision:
+    """The daemon restarted before the running revision passed its health window. Once may be
+    a power cut: the window starts again. Restarting again before it passes is a revision that
+    keeps the router from running (a crash, a hang the watchdog ended): go back."""
+    running, back = probation.revision, probation.fallback
+    restarts = probation.restarts + 1  # this boot's Booted is folded with this decision
+    if restarts >= RESTARTS_TO_REVERT and back in state.revisions and back != running:
+        reason = f"restarted {restarts} times before revision {running} passed its health window"
+        events.append(AutoReverted(from_revision=running, to_revision=back, reason=reason))
+        return Decision(
+            events=events,
+            effects=[Apply(revision=back, fallback=None, why="revert")],
+            reply=f"the daemon {reason}; reverting to revision {back}",
+        )
+    resume = Apply(revision=running, fallback=back, why="resume")
+    return Decision(
+        events=events,
+        effects=[resume],
+        reply=f"booting revision {running}, still inside its health window "
+        f"(restart {restarts}); a failure or another restart goes back to revision {back}",
+    )
 
 
 def _health(state: State, req: HealthReport, now: float) -> Decision:
@@ -386,6 +421,10 @@ def _health(state: State, req: HealthReport, now: float) -> Decision:
     )
     back = req.revert_to
     if back is None or not failed:
+        probation = state.probation
+        if req.settled and probation is not None and probation.revision == req.revision:
+            events.append(ProbationEnded(revision=req.revision))
+            reply += f"; revision {req.revision} passed its health window"
         return Decision(events=events, reply=reply)
     if back == req.revision or back not in state.revisions:
         return Decision(

@@ -19,6 +19,7 @@ from oxwrtd.core.state import (
     AuditEntry,
     Lease,
     PendingConfirm,
+    Probation,
     Probe,
     Revision,
     ServiceRow,
@@ -40,6 +41,8 @@ from schema.events import (
     HealthProbed,
     LeaseAcquired,
     LeaseLost,
+    ProbationEnded,
+    ProbationStarted,
     RolledBack,
     ServiceExited,
     ServiceGaveUp,
@@ -205,9 +208,11 @@ def _go_back(s: State, seq: int, from_rev: int, to_rev: int) -> bool:
 
 def _auto_reverted(s: State, seq: int, time: float, e: AutoReverted) -> None:
     _go_back(s, seq, e.from_revision, e.to_revision)
+    s.probation = None
 
 
 def _rolled_back(s: State, seq: int, time: float, e: RolledBack) -> None:
+    s.probation = None  # an operator chose: the rollback's own window starts when it applies
     if _go_back(s, seq, e.from_revision, e.to_revision):
         _audit(
             s,
@@ -313,6 +318,17 @@ def _lease_lost(s: State, seq: int, time: float, e: LeaseLost) -> None:
 def _booted(s: State, seq: int, time: float, e: Booted) -> None:
     s.boots += 1
     s.software = e.software
+    if s.probation is not None:
+        s.probation = _replace(s.probation, restarts=s.probation.restarts + 1)
+
+
+def _probation_started(s: State, seq: int, time: float, e: ProbationStarted) -> None:
+    s.probation = Probation(revision=e.revision, fallback=e.fallback, since=time)
+
+
+def _probation_ended(s: State, seq: int, time: float, e: ProbationEnded) -> None:
+    if s.probation is not None and s.probation.revision == e.revision:
+        s.probation = None
 
 
 def _drift(s: State, seq: int, time: float, e: DriftDetected) -> None:
@@ -348,6 +364,8 @@ _HANDLERS: Final[dict[type, Callable[[State, int, float, Any], None]]] = {
     LeaseLost: _lease_lost,
     Booted: _booted,
     DriftDetected: _drift,
+    ProbationStarted: _probation_started,
+    ProbationEnded: _probation_ended,
     Checkpoint: _checkpoint,
 }
 

@@ -21,7 +21,8 @@ from schema.config import Config, Health, Lan, Simple, Wan
 from schema.events import HealthProbed
 
 ProbeKind = Literal["kernel", "control", "services", "wan-gateway", "dns", "ping"]
-GATED: Final = frozenset({"reload", "rollback"})  # Apply.why values a failed probe may undo
+# Apply.why values a failed probe may undo ("resume": a restart inside a gated window)
+GATED: Final = frozenset({"reload", "rollback", "resume"})
 
 
 class ProbeSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,13 +80,16 @@ def report(w: Watch, results: Sequence[HealthProbed]) -> tuple[Watch, HealthRepo
     failures = {r.target: 0 if r.ok else w.failures.get(r.target, 0) + 1 for r in results}
     gate = w.fallback is not None and in_window(w)
     tripped = [t for t, n in failures.items() if n >= w.failures_to_revert]
+    after = msgspec.structs.replace(w, failures=failures, due=_next_due(w))
+    settled = gate and not tripped and not in_window(after)  # the window's last round passed
     request = HealthReport(
         revision=w.revision,
         results=list(results),
         revert_to=w.fallback if gate and tripped else None,
         reason=_reason(results, tripped, failures),
+        settled=settled,
     )
-    return msgspec.structs.replace(w, failures=failures, due=_next_due(w)), request
+    return (msgspec.structs.replace(after, fallback=None) if settled else after), request
 
 
 def _next_due(w: Watch) -> float | None:

@@ -15,7 +15,7 @@ import msgspec
 
 from schema.events import SealedLeaf
 
-STATE_VERSION: Final = 1  # bump when State's shape changes: older snapshots are then ignored
+STATE_VERSION: Final = 2  # bump when State's shape changes: older snapshots are then ignored
 DEFAULT_RING_DEPTH: Final = 50
 DEFAULT_AUDIT_DEPTH: Final = 1000
 ANOMALY_DEPTH: Final = 100
@@ -61,6 +61,16 @@ class PendingConfirm(_Row, kw_only=True, frozen=True):
     requested_at: float
 
 
+class Probation(_Row, kw_only=True, frozen=True):
+    """`revision` is inside the health window of the reload or rollback that applied it, and
+    goes back to `fallback` if it fails there; `restarts` counts daemon boots since it began."""
+
+    revision: int
+    fallback: int
+    since: float
+    restarts: int = 0
+
+
 class ServiceRow(_Row, kw_only=True, frozen=True):
     name: str
     state: Literal["running", "exited", "gave_up"]
@@ -101,6 +111,7 @@ class State(msgspec.Struct, kw_only=True, gc=False):
     ring: list[int] = []  # applied revision ids, oldest first, each once
     audit: list[AuditEntry] = []
     pending_confirm: PendingConfirm | None = None
+    probation: Probation | None = None
     services: dict[str, ServiceRow] = {}
     probes: dict[str, Probe] = {}
     leases: dict[str, Lease] = {}
@@ -142,6 +153,15 @@ def summary(state: State) -> dict[str, object]:
         "pending_confirm": (
             {"revision": state.pending_confirm.revision, "deadline": state.pending_confirm.deadline}
             if state.pending_confirm
+            else None
+        ),
+        "probation": (
+            {
+                "revision": state.probation.revision,
+                "fallback": state.probation.fallback,
+                "restarts": state.probation.restarts,
+            }
+            if state.probation
             else None
         ),
         "audit_entries": len(state.audit),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from oxwrtd.core.decide import (
     Apply,
     ApplyOutcome,
+    Boot,
     Decision,
     DriftReport,
     HealthReport,
@@ -19,7 +20,7 @@ from oxwrtd.core.fold import fold
 from oxwrtd.core.health import report, watch
 from oxwrtd.core.state import State, initial
 from schema.config import Health
-from schema.events import AutoReverted, DriftDetected, HealthProbed
+from schema.events import AutoReverted, DriftDetected, HealthProbed, ProbationEnded
 
 CONFIG = """
 hostname = "{host}"
@@ -192,3 +193,77 @@ def test_a_failed_repair_says_why_and_nothing_is_journaled_when_nothing_drifted(
     assert w.send(DriftReport(revision=2, findings=[], repaired=True)).events == []
     assert w.send(DriftReport(revision=1, findings=["network: x"], repaired=True)).events == []
     assert w.state.seq == seq
+
+
+# ---------------------------------------------------------------- probation across restarts
+
+
+class GatedWorld(World):
+    """The runtime's half: a reload or rollback (or a resumed window) with probes is gated."""
+
+    def send(self, request: Request) -> Decision:
+        decision = decide(self.state, request, self.now)
+        assert decision.rejected is None, decision.rejected
+        self._journal(decision)
+        for effect in decision.effects:
+            assert isinstance(effect, Apply)
+            self.applies.append(effect)
+            gated = watch(HEALTH, effect.revision, effect.why, effect.fallback, self.now)
+            self.send(ApplyOutcome(apply=effect, ok=True, gated=bool(gated and gated.fallback)))
+        return decision
+
+
+def test_a_gated_reload_is_journaled_as_probation_and_its_last_good_round_ends_it() -> None:
+    w = GatedWorld()
+    w.two_revisions()
+    assert w.state.probation is not None
+    assert (w.state.probation.revision, w.state.probation.fallback) == (2, 1)
+    gate = watch(Health(probes=HEALTH.probes, window_s=10, interval_s=10), 2, "reload", 1, w.now)
+    assert gate is not None
+    after, last = report(gate, ALL_OK)
+    assert last.settled and after.fallback is None  # past the window: never reverts again
+    d = w.send(last)
+    assert isinstance(d.events[-1], ProbationEnded)
+    assert w.state.probation is None and "passed its health window" in d.reply
+
+
+def test_a_restart_inside_the_window_resumes_the_gate_and_a_second_reverts() -> None:
+    w = GatedWorld()
+    w.two_revisions()
+    first = w.send(Boot(software="t"))
+    assert w.applies[-1] == Apply(revision=2, fallback=1, why="resume")
+    assert "still inside its health window (restart 1)" in first.reply
+    assert w.state.probation is not None and w.state.probation.restarts == 1
+    assert watch(HEALTH, 2, "resume", 1, w.now).fallback == 1  # type: ignore[union-attr]
+    second = w.send(Boot(software="t"))
+    revert = second.events[1]
+    assert isinstance(revert, AutoReverted) and (revert.from_revision, revert.to_revision) == (2, 1)
+    assert "restarted 2 times before revision 2 passed its health window" in revert.reason
+    assert w.applies[-1] == Apply(revision=1, fallback=None, why="revert")
+    assert w.state.running == 1 and w.state.probation is None
+    third = w.send(Boot(software="t"))  # the revert is not on probation: boots are plain again
+    assert w.applies[-1].why == "boot" and w.state.running == 1, third.reply
+
+
+def test_once_passed_or_superseded_restarts_are_plain_boots() -> None:
+    w = GatedWorld()
+    w.two_revisions()
+    w.send(HealthReport(revision=2, results=ALL_OK, settled=True))
+    w.send(Boot(software="t"))
+    w.send(Boot(software="t"))
+    assert w.state.running == 2 and [a.why for a in w.applies[-2:]] == ["boot", "boot"]
+    w2 = GatedWorld()
+    w2.two_revisions()
+    w2.send(Propose(public_toml=CONFIG.format(host="c")))
+    w2.send(Reload())  # revision 3's own window replaces revision 2's
+    assert w2.state.probation is not None and w2.state.probation.revision == 3
+    assert w2.state.probation.fallback == 2
+
+
+def test_an_ungated_apply_starts_no_probation() -> None:
+    w = World()  # reports every apply ungated: no probes configured
+    w.two_revisions()
+    assert w.state.probation is None
+    w.send(Boot(software="t"))
+    w.send(Boot(software="t"))
+    assert w.state.running == 2

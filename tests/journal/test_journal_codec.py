@@ -23,7 +23,11 @@ from schema.upcast import UpcastError, upcast
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "events"
 SHAPES = GOLDEN / "shapes.json"
 # Event types added after the shared samples' counts were fixed by other tests get one here.
-LATER_SAMPLES: list[ev.Event] = [ev.LeaseLost(interface="wan", reason="deconfig")]
+LATER_SAMPLES: list[ev.Event] = [
+    ev.LeaseLost(interface="wan", reason="deconfig"),
+    ev.ProbationStarted(revision=7, fallback=6),
+    ev.ProbationEnded(revision=7),
+]
 SAMPLES = {tag_of(type(e)): e for e in [*samples(), *LATER_SAMPLES]}
 
 

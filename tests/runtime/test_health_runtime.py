@@ -234,3 +234,57 @@ def test_a_lease_reapplying_the_revision_inside_its_window_keeps_the_gate(router
     router.after(5)
     s = router.rt.state
     assert s.running == 1 and s.revisions[2].status == "reverted"
+
+
+# ---------------------------------------------------------------- restarts inside the window
+
+
+def restart(router: Router) -> list[str]:
+    """The daemon dies and starts again: a new Runtime on the same journal, kernel and files."""
+    router.rt = Runtime(
+        events=EventLog(router.store),
+        dataplane=Dataplane(router.kernel, router.nft),
+        config_dir=router.dir,
+        device_key=KEY,
+        software="test",
+        clock=router.clock,
+    )
+    return router.rt.boot()
+
+
+def test_a_restart_inside_the_window_keeps_the_gate(router: Router) -> None:
+    router.boot(public())
+    router.push_and_reload(public(lan="10.7.7.1"))
+    router.after(10)  # one healthy round, the window (20 s) still open
+    lines = restart(router)
+    assert any("still inside its health window (restart 1)" in line for line in lines)
+    assert router.rt.state.running == 2 and router.lan_addresses() == {"10.7.7.1/24"}
+    assert router.rt.health_deadline() == router.clock.now + 10  # a full window again
+    router.unreachable.add("192.0.2.1")
+    router.after(10)  # a failure inside the resumed window reverts, as before the restart
+    assert router.rt.state.running == 1 and router.lan_addresses() == {"192.168.50.1/24"}
+
+
+def test_restarting_again_before_the_window_passes_reverts_at_boot(router: Router) -> None:
+    router.boot(public())
+    router.push_and_reload(public(lan="10.7.7.1"))
+    restart(router)
+    lines = restart(router)
+    assert any("restarted 2 times before revision 2 passed" in line for line in lines)
+    s = router.rt.state
+    assert s.running == 1 and s.revisions[2].status == "reverted" and s.probation is None
+    assert router.lan_addresses() == {"192.168.50.1/24"}
+    reverts = [e for e in router.events() if isinstance(e, AutoReverted)]
+    assert [(e.from_revision, e.to_revision) for e in reverts] == [(2, 1)]
+    assert (router.dir / "oxwrt.toml").read_text() == public()  # the files follow the revert
+
+
+def test_restarts_after_the_window_passed_do_not_count(router: Router) -> None:
+    router.boot(public())
+    router.push_and_reload(public(lan="10.7.7.1"))
+    router.after(10)
+    router.after(10)  # the window's last round passed: probation ended, journaled
+    assert router.rt.state.probation is None
+    restart(router)
+    restart(router)
+    assert router.rt.state.running == 2 and router.lan_addresses() == {"10.7.7.1/24"}
