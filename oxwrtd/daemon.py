@@ -246,6 +246,8 @@ async def serve(
     blocklist_task = loop.create_task(refresher.run(lambda: applied[0] if applied else None))
     try:
         await stop.wait()
+        # an orderly stop: the next boot is not a crash (a health probation counts crashes)
+        await runtime.offload(lambda: runtime.stopping("orderly shutdown"))
     finally:
         await metrics.close()
         for task in (timer, health_timer, blocklist_task):

@@ -234,6 +234,10 @@ class Runtime:
         lines.extend(self.adopt_local_edit(source="boot", texts=on_disk))
         return lines
 
+    def stopping(self, reason: str) -> list[str]:
+        """Journal an orderly stop, so the next boot is not counted as a crash; kernel thread."""
+        return self.handle(d.Stop(reason=reason))
+
     def adopt_local_edit(
         self,
         source: Literal["boot", "sighup"] = "sighup",

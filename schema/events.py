@@ -169,6 +169,13 @@ class Booted(_Event, tag="daemon.booted", kw_only=True, frozen=True):
     boot_id: str = ""
 
 
+class Stopped(_Event, tag="daemon.stopped", kw_only=True, frozen=True):
+    """The daemon shut down in order (SIGTERM, a reboot it was asked for). A boot without one
+    before it followed a crash, a kill or a hang: that is what a health probation counts."""
+
+    reason: str = ""
+
+
 class DriftDetected(_Event, tag="daemon.drift_detected", kw_only=True, frozen=True):
     """Observed kernel state differed from desired state and was corrected."""
 
@@ -222,6 +229,7 @@ Event = (
     | LeaseAcquired
     | LeaseLost
     | Booted
+    | Stopped
     | DriftDetected
     | ProbationStarted
     | ProbationEnded
@@ -244,6 +252,7 @@ EVENT_TYPES: Final[tuple[type[_Event], ...]] = (
     LeaseAcquired,
     LeaseLost,
     Booted,
+    Stopped,
     DriftDetected,
     ProbationStarted,
     ProbationEnded,
@@ -355,6 +364,7 @@ __all__ = [
     "ServiceGaveUp",
     "ServiceStarted",
     "Signed",
+    "Stopped",
     "key_fingerprint",
     "revision_of",
     "signature_problem",

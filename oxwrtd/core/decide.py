@@ -41,6 +41,7 @@ from schema.events import (
     RolledBack,
     SealedLeaf,
     Signed,
+    Stopped,
 )
 from schema.load import load_text
 
@@ -100,6 +101,12 @@ class Boot(_Request, frozen=True, kw_only=True):
     software: str
 
 
+class Stop(_Request, frozen=True, kw_only=True):
+    """The daemon is shutting down in order: its next boot is not a crash."""
+
+    reason: str = ""
+
+
 class Observed(_Request, frozen=True, kw_only=True):
     """Facts from the world (service exits, WAN leases) to journal; `reapply` when a fact
     changes what the running revision means for the kernel (a new WAN address or gateway)."""
@@ -138,6 +145,7 @@ Request = (
     | Rollback
     | Tick
     | Boot
+    | Stop
     | Observed
     | HealthReport
     | DriftReport
@@ -389,7 +397,8 @@ def _boot_on_probation(state: State, probation: Probation, events: list[Event]) 
     a power cut: the window starts again. Restarting again before it passes is a revision that
     keeps the router from running (a crash, a hang the watchdog ended): go back."""
     running, back = probation.revision, probation.fallback
-    restarts = probation.restarts + 1  # this boot's Booted is folded with this decision
+    # this boot's Booted is folded with this decision; an orderly stop before it does not count
+    restarts = probation.restarts + (0 if state.stopped_cleanly else 1)
     if restarts >= RESTARTS_TO_REVERT and back in state.revisions and back != running:
         reason = f"restarted {restarts} times before revision {running} passed its health window"
         events.append(AutoReverted(from_revision=running, to_revision=back, reason=reason))
@@ -403,8 +412,12 @@ def _boot_on_probation(state: State, probation: Probation, events: list[Event]) 
         events=events,
         effects=[resume],
         reply=f"booting revision {running}, still inside its health window "
-        f"(restart {restarts}); a failure or another restart goes back to revision {back}",
+        f"({restarts} unclean restart(s)); a failure or another crash goes back to revision {back}",
     )
+
+
+def _stop(state: State, req: Stop, now: float) -> Decision:
+    return Decision(events=[Stopped(reason=req.reason)])
 
 
 def _health(state: State, req: HealthReport, now: float) -> Decision:
@@ -477,6 +490,7 @@ _HANDLERS: Final[dict[type, Callable[[State, Any, float], Decision]]] = {
     Rollback: _rollback,
     Tick: _tick,
     Boot: _boot,
+    Stop: _stop,
     Observed: _observed,
     HealthReport: _health,
     DriftReport: _drift,
@@ -498,6 +512,7 @@ __all__ = [
     "Reload",
     "Request",
     "Rollback",
+    "Stop",
     "Tick",
     "decide",
     "head",

@@ -48,6 +48,7 @@ from schema.events import (
     ServiceGaveUp,
     ServiceStarted,
     Signed,
+    Stopped,
 )
 
 Fact = tuple[int, float, Event]
@@ -318,8 +319,13 @@ def _lease_lost(s: State, seq: int, time: float, e: LeaseLost) -> None:
 def _booted(s: State, seq: int, time: float, e: Booted) -> None:
     s.boots += 1
     s.software = e.software
-    if s.probation is not None:
+    if s.probation is not None and not s.stopped_cleanly:
         s.probation = _replace(s.probation, restarts=s.probation.restarts + 1)
+    s.stopped_cleanly = False
+
+
+def _stopped(s: State, seq: int, time: float, e: Stopped) -> None:
+    s.stopped_cleanly = True
 
 
 def _probation_started(s: State, seq: int, time: float, e: ProbationStarted) -> None:
@@ -363,6 +369,7 @@ _HANDLERS: Final[dict[type, Callable[[State, int, float, Any], None]]] = {
     LeaseAcquired: _lease,
     LeaseLost: _lease_lost,
     Booted: _booted,
+    Stopped: _stopped,
     DriftDetected: _drift,
     ProbationStarted: _probation_started,
     ProbationEnded: _probation_ended,

@@ -63,7 +63,8 @@ class PendingConfirm(_Row, kw_only=True, frozen=True):
 
 class Probation(_Row, kw_only=True, frozen=True):
     """`revision` is inside the health window of the reload or rollback that applied it, and
-    goes back to `fallback` if it fails there; `restarts` counts daemon boots since it began."""
+    goes back to `fallback` if it fails there; `restarts` counts boots since it began that
+    followed no orderly stop (a crash, a kill, a hang the watchdog ended)."""
 
     revision: int
     fallback: int
@@ -116,6 +117,7 @@ class State(msgspec.Struct, kw_only=True, gc=False):
     probes: dict[str, Probe] = {}
     leases: dict[str, Lease] = {}
     boots: int = 0
+    stopped_cleanly: bool = False  # the last run ended with an orderly stop (not yet booted)
     software: str = ""
     drift: int = 0
     anomalies: list[str] = []

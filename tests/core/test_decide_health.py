@@ -13,6 +13,7 @@ from oxwrtd.core.decide import (
     Propose,
     Reload,
     Request,
+    Stop,
     decide,
     next_deadline,
 )
@@ -232,7 +233,7 @@ def test_a_restart_inside_the_window_resumes_the_gate_and_a_second_reverts() -> 
     w.two_revisions()
     first = w.send(Boot(software="t"))
     assert w.applies[-1] == Apply(revision=2, fallback=1, why="resume")
-    assert "still inside its health window (restart 1)" in first.reply
+    assert "still inside its health window (1 unclean restart(s))" in first.reply
     assert w.state.probation is not None and w.state.probation.restarts == 1
     assert watch(HEALTH, 2, "resume", 1, w.now).fallback == 1  # type: ignore[union-attr]
     second = w.send(Boot(software="t"))
@@ -267,3 +268,16 @@ def test_an_ungated_apply_starts_no_probation() -> None:
     w.send(Boot(software="t"))
     w.send(Boot(software="t"))
     assert w.state.running == 2
+
+
+def test_an_orderly_stop_inside_the_window_is_not_counted_as_a_crash() -> None:
+    w = GatedWorld()
+    w.two_revisions()
+    for _ in range(3):  # reboots the operator asked for: the gate resumes, nothing reverts
+        w.send(Stop(reason="reboot"))
+        w.send(Boot(software="t"))
+        assert w.applies[-1] == Apply(revision=2, fallback=1, why="resume")
+    assert w.state.probation is not None and w.state.probation.restarts == 0
+    w.send(Boot(software="t"))  # a crash: no stop before this boot
+    w.send(Boot(software="t"))  # and another
+    assert w.state.running == 1

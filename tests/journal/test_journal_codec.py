@@ -27,6 +27,7 @@ LATER_SAMPLES: list[ev.Event] = [
     ev.LeaseLost(interface="wan", reason="deconfig"),
     ev.ProbationStarted(revision=7, fallback=6),
     ev.ProbationEnded(revision=7),
+    ev.Stopped(reason="reboot"),
 ]
 SAMPLES = {tag_of(type(e)): e for e in [*samples(), *LATER_SAMPLES]}
 

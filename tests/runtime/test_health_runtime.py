@@ -239,8 +239,11 @@ def test_a_lease_reapplying_the_revision_inside_its_window_keeps_the_gate(router
 # ---------------------------------------------------------------- restarts inside the window
 
 
-def restart(router: Router) -> list[str]:
-    """The daemon dies and starts again: a new Runtime on the same journal, kernel and files."""
+def restart(router: Router, *, orderly: bool = False) -> list[str]:
+    """The daemon dies (or, `orderly`, stops as asked) and starts again: a new Runtime on the
+    same journal, kernel and files."""
+    if orderly:
+        router.rt.stopping("test")
     router.rt = Runtime(
         events=EventLog(router.store),
         dataplane=Dataplane(router.kernel, router.nft),
@@ -257,7 +260,7 @@ def test_a_restart_inside_the_window_keeps_the_gate(router: Router) -> None:
     router.push_and_reload(public(lan="10.7.7.1"))
     router.after(10)  # one healthy round, the window (20 s) still open
     lines = restart(router)
-    assert any("still inside its health window (restart 1)" in line for line in lines)
+    assert any("still inside its health window (1 unclean" in line for line in lines)
     assert router.rt.state.running == 2 and router.lan_addresses() == {"10.7.7.1/24"}
     assert router.rt.health_deadline() == router.clock.now + 10  # a full window again
     router.unreachable.add("192.0.2.1")
@@ -288,3 +291,14 @@ def test_restarts_after_the_window_passed_do_not_count(router: Router) -> None:
     restart(router)
     restart(router)
     assert router.rt.state.running == 2 and router.lan_addresses() == {"10.7.7.1/24"}
+
+
+def test_orderly_restarts_inside_the_window_resume_the_gate_without_reverting(
+    router: Router,
+) -> None:
+    router.boot(public())
+    router.push_and_reload(public(lan="10.7.7.1"))
+    restart(router, orderly=True)
+    restart(router, orderly=True)
+    assert router.rt.state.running == 2 and router.lan_addresses() == {"10.7.7.1/24"}
+    assert router.rt.health_deadline() == router.clock.now + 10  # still gated
