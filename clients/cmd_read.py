@@ -58,6 +58,12 @@ def status_text(s: StatusReply) -> str:
         if s.candidate_revision is not None:
             rev += f" (candidate r{s.candidate_revision}: reload to apply)"
         out.append(f"running revision:  {rev}")
+    if s.probation_fallback is not None:
+        crashes = f", {s.probation_restarts} crash(es) so far" if s.probation_restarts else ""
+        out.append(
+            f"health window:     open; a failed probe or a crash reverts to "
+            f"r{s.probation_fallback}{crashes}"
+        )
     if s.confirm_deadline is not None:
         left = max(0, int(s.confirm_deadline - time.time()))
         out.append(f"confirm within:    {duration(left)} or it reverts by itself")

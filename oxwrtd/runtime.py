@@ -405,6 +405,7 @@ class Runtime:
         s = self.state
         services, service_problems = self.services.status() if self.services else ([], [])
         running = s.revisions.get(s.running) if s.running is not None else None
+        probation = s.probation if s.probation and s.probation.revision == s.running else None
         return wire.StatusReply(
             supervisor_uptime_secs=int(self.clock() - self.started),
             hostname=_hostname_of(running.public_toml) if running else "",
@@ -413,6 +414,8 @@ class Runtime:
             confirm_deadline=s.pending_confirm.deadline if s.pending_confirm else None,
             journal_seq=s.seq,
             journal_head=_head_anchor(self.events.store.head(), s.seq),
+            probation_fallback=probation.fallback if probation else None,
+            probation_restarts=probation.restarts if probation else 0,
             problems=list(self.problems)
             + service_problems
             + (unbuilt(_parsed(running.public_toml)) if running else []),

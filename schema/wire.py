@@ -432,6 +432,9 @@ class StatusReply(_Resp, tag="status"):
     confirm_deadline: float | None = None  # Unix time the pending revision reverts at
     journal_seq: Count = 0
     journal_head: Name = ""  # hex hash of record journal_seq: an anchor for `journal verify`
+    # the running revision is inside its health window: a failure or a crash goes back to this
+    probation_fallback: Count | None = None
+    probation_restarts: Count = 0  # unclean restarts inside the window so far
     problems: list[Text] = []  # e.g. files on disk that do not validate (the last good runs)
 
 

@@ -483,6 +483,8 @@ def test_the_status_dashboard_shows_every_section() -> None:
     reply = wire.StatusReply(
         journal_seq=41,
         journal_head="ab" * 32,
+        probation_fallback=6,
+        probation_restarts=1,
         active_wan="fibre",
         wans=[
             wire.WanEntry(name="fibre", iface="eth0", priority=10, healthy=True, active=True),
@@ -505,6 +507,7 @@ def test_the_status_dashboard_shows_every_section() -> None:
     )
     text = status_text(reply)
     assert f"journal head:      41:{'ab' * 32}" in text
+    assert "health window:     open; a failed probe or a crash reverts to r6, 1 crash(es)" in text
     assert "wan: (no lease)" in text
     assert "fibre  eth0   10    ACTIVE" in text
     assert "lte    wwan0  20    down" in text

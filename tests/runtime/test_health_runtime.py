@@ -272,8 +272,11 @@ def test_restarting_again_before_the_window_passes_reverts_at_boot(router: Route
     router.boot(public())
     router.push_and_reload(public(lan="10.7.7.1"))
     restart(router)
+    status = asyncio.run(router.rt.status())
+    assert (status.probation_fallback, status.probation_restarts) == (1, 1)
     lines = restart(router)
     assert any("restarted 2 times before revision 2 passed" in line for line in lines)
+    assert asyncio.run(router.rt.status()).probation_fallback is None
     s = router.rt.state
     assert s.running == 1 and s.revisions[2].status == "reverted" and s.probation is None
     assert router.lan_addresses() == {"192.168.50.1/24"}
@@ -286,8 +289,10 @@ def test_restarts_after_the_window_passed_do_not_count(router: Router) -> None:
     router.boot(public())
     router.push_and_reload(public(lan="10.7.7.1"))
     router.after(10)
+    assert asyncio.run(router.rt.status()).probation_fallback == 1
     router.after(10)  # the window's last round passed: probation ended, journaled
     assert router.rt.state.probation is None
+    assert asyncio.run(router.rt.status()).probation_fallback is None
     restart(router)
     restart(router)
     assert router.rt.state.running == 2 and router.lan_addresses() == {"10.7.7.1/24"}
