@@ -81,19 +81,24 @@ class Router:
         self.unreachable = {UNREACHABLE}
         self.unbound: list[str] = []
         self.pings: list[list[str]] = []
-        self.rt = Runtime(
+        self.rt = self.daemon()
+        self.probes = Probes(
+            kernel=lambda: self.rt.offload(self.rt.kernel_drift),
+            control=lambda listen: list(self.unbound),
+            services=self.rt.service_states,
+            command=self.ping,
+        )
+
+    def daemon(self) -> Runtime:
+        """A runtime over this router's journal, kernel, files and clock: a new one is a
+        restarted daemon."""
+        return Runtime(
             events=EventLog(self.store),
             dataplane=Dataplane(self.kernel, self.nft),
             config_dir=self.dir,
             device_key=KEY,
             software="test",
             clock=self.clock,
-        )
-        self.probes = Probes(
-            kernel=lambda: self.rt.offload(self.rt.kernel_drift),
-            control=lambda listen: list(self.unbound),
-            services=self.rt.service_states,
-            command=self.ping,
         )
 
     def ping(self, argv: list[str], timeout: float) -> tuple[int, str]:
@@ -244,14 +249,7 @@ def restart(router: Router, *, orderly: bool = False) -> list[str]:
     same journal, kernel and files."""
     if orderly:
         router.rt.stopping("test")
-    router.rt = Runtime(
-        events=EventLog(router.store),
-        dataplane=Dataplane(router.kernel, router.nft),
-        config_dir=router.dir,
-        device_key=KEY,
-        software="test",
-        clock=router.clock,
-    )
+    router.rt = router.daemon()
     return router.rt.boot()
 
 
