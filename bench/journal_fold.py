@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from journal.lmdb import LmdbStore
 from journal.record import CRC_BYTES, TAG_AT, Pending
-from journal.snapshots import checked_facts, take
+from journal.scan import checked_facts
+from journal.snapshots import take
 from oxwrtd.core.fold import fold
 from oxwrtd.core.state import STATE_VERSION, encode_state, initial
 from oxwrtd.journal_tool import load

@@ -7,7 +7,8 @@ callers need is re-exported here.
 from journal.memory import MemoryStore
 from journal.record import JournalError, Pending, Record
 from journal.retention import Compaction, compact
-from journal.snapshots import boot, checked_facts, due, take
+from journal.scan import checked_facts
+from journal.snapshots import boot, due, take
 from journal.store import Snapshot, Stats, Store
 from journal.verify import Report, verify
 

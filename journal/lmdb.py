@@ -13,6 +13,7 @@ import errno
 import fcntl
 import os
 from collections.abc import Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any, Final
 
@@ -134,6 +135,46 @@ class LmdbStore:
                     if key > last:
                         return
                     yield key, value
+        except lmdb.Error as exc:
+            raise JournalError(f"{self._data}: cannot read records ({exc})") from exc
+
+    def chunks(
+        self, start: int = 0, stop: int | None = None, size: int = 2048
+    ) -> Iterator[tuple[Sequence[int], list[bytes]]]:
+        """Values only (no key objects) in the common case: a chunk whose first and last keys
+        are as far apart as it is long has no gap, so its seqs are a range. A chunk with a gap
+        (compaction drops seqs) is read again with its keys."""
+        if size < 1:
+            raise ValueError(f"chunk size must be >= 1 record, got {size}")
+        env, to_int = self._env_open(), int.from_bytes
+        try:
+            with env.begin(db=self._records) as txn:
+                cur = txn.cursor()
+                if not cur.set_range(SEQ.pack(start)):
+                    return
+                while True:
+                    first = to_int(cur.key())
+                    if stop is not None and first > stop:
+                        return
+                    want = size if stop is None else min(size, stop - first + 1)
+                    # iternext yields the current record first and stays on the last it gave
+                    values = list(islice(cur.iternext(keys=False), want))
+                    ended = len(values) < want
+                    if ended:
+                        cur.last()
+                    last = to_int(cur.key())
+                    if last - first + 1 == len(values):
+                        yield range(first, last + 1), values
+                    else:
+                        cur.set_range(SEQ.pack(first))
+                        pairs = [(to_int(k), v) for k, v in islice(cur.iternext(), want)]
+                        kept = [(s, v) for s, v in pairs if stop is None or s <= stop]
+                        yield [s for s, _ in kept], [v for _, v in kept]
+                        if len(kept) < len(pairs):
+                            return
+                        ended = len(pairs) < want
+                    if ended or not cur.next():
+                        return
         except lmdb.Error as exc:
             raise JournalError(f"{self._data}: cannot read records ({exc})") from exc
 

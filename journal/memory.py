@@ -59,6 +59,18 @@ class MemoryStore:
                 return
             yield SEQ.pack(seq), self._values[seq]
 
+    def chunks(
+        self, start: int = 0, stop: int | None = None, size: int = 2048
+    ) -> Iterator[tuple[Sequence[int], list[bytes]]]:
+        self._check_open()
+        if size < 1:
+            raise ValueError(f"chunk size must be >= 1 record, got {size}")
+        i = bisect.bisect_left(self._seqs, start)
+        j = len(self._seqs) if stop is None else bisect.bisect_right(self._seqs, stop)
+        for at in range(i, j, size):
+            seqs = self._seqs[at : min(at + size, j)]
+            yield seqs, [self._values[seq] for seq in seqs]
+
     def records(self, start: int = 0, stop: int | None = None) -> Iterator[Record]:
         for key, value in self.values(start, stop):
             yield unpack(SEQ.unpack(key)[0], value)

@@ -50,6 +50,13 @@ class Store(Protocol):
         the big-endian seq (journal.record.SEQ)."""
         ...
 
+    def chunks(
+        self, start: int = 0, stop: int | None = None, size: int = 2048
+    ) -> Iterator[tuple[Sequence[int], list[bytes]]]:
+        """The same as `values`, as (seqs, stored values) in lists of 1 to `size` records: the
+        fold reads this way to check a chunk at a time (journal/scan.py)."""
+        ...
+
     def head(self) -> tuple[int, bytes]:
         """(seq, hash) of the last record, or (0, GENESIS) when empty."""
         ...

@@ -47,7 +47,9 @@ def decode(
         else:
             raw = upcast(tag, version, _RAW.decode(payload), current, upcasters)
             event = msgspec.convert(raw, Event)
-    except (msgspec.DecodeError, msgspec.ValidationError, UpcastError) as exc:
+    except UpcastError as exc:  # its message already names the tag and the version
+        raise CodecError(str(exc)) from exc
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise CodecError(f"{tag} version {version}: {exc}") from exc
     if event.__struct_config__.tag != tag:
         raise CodecError(f"record tagged {tag!r} holds a {event.__struct_config__.tag!r} payload")

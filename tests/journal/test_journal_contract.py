@@ -52,6 +52,25 @@ def test_records_range_is_inclusive_and_ordered(make_store):
     assert list(store.records(17)) == []
 
 
+@pytest.mark.parametrize("size", [1, 3, 16, 2048])
+@pytest.mark.parametrize(("start", "stop"), [(0, None), (3, 11), (5, 5), (12, 100), (17, None)])
+def test_chunks_are_values_in_pieces_across_gaps(make_store, size, start, stop):
+    store = make_store()
+    recs = store.append(pending(samples()))
+    store.replace_prefix(9, [r for r in recs[:9] if r.seq not in (4, 7, 8)])  # gaps, as compaction
+    whole = [(int.from_bytes(k), v) for k, v in store.values(start, stop)]
+    pieces = list(store.chunks(start, stop, size))
+    assert all(1 <= len(values) <= size and len(seqs) == len(values) for seqs, values in pieces)
+    assert [(s, v) for seqs, values in pieces for s, v in zip(seqs, values, strict=True)] == whole
+
+
+def test_chunk_size_must_be_positive(make_store):
+    store = make_store()
+    store.append(pending(samples()[:2]))
+    with pytest.raises(ValueError, match="chunk size must be >= 1"):
+        next(iter(store.chunks(0, None, 0)))
+
+
 def test_empty_batch_appends_nothing(make_store):
     store = make_store()
     assert store.append([]) == []
