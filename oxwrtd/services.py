@@ -130,6 +130,8 @@ def journal_event(event: supervise.Event, generation: int) -> ev.Event | None:
                                 signal=event.signal)  # fmt: skip
     if isinstance(event, supervise.ServiceGaveUp):
         return ev.ServiceGaveUp(name=event.name, restarts=event.fast_exits, reason=event.last_exit)
+    if isinstance(event, supervise.ServiceRemoved):
+        return ev.ServiceRemoved(name=event.name)
     return None
 
 
@@ -239,6 +241,7 @@ class Services:
         self._config: Config | None = None  # the last applied revision (kernel thread)
         self._specs: dict[str, Service] = {}  # the last reconciled set (event loop)
         self._generation: dict[str, int] = {}
+        self._swept = False  # rows of services no longer configured are dropped once, at boot
         # Journal jobs for the kernel thread, in arrival order; None ends the journaling task.
         self._queue: asyncio.Queue[Callable[[], list[str]] | None] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -344,11 +347,24 @@ class Services:
             return
         self._refused = []
         wanted = {s.name: s for s in services}
+        if not self._swept:
+            self._swept = True
+            self._queue.put_nowait(lambda: self._forget_unconfigured(set(wanted)))
         for name in stale:
             if self._specs.get(name) == wanted[name]:
                 log.info("service %s: its rendered config changed; restarting", name)
                 self.supervisor.restart(name)
         self._specs = wanted
+
+    def _forget_unconfigured(self, configured: set[str]) -> list[str]:
+        """Kernel thread, once after boot: services the journal remembers from an earlier run
+        but the config no longer has (it changed while the daemon was down) leave the table.
+        Later removals are said by the supervisor when the service's last process is gone."""
+        gone = sorted(set(self.runtime.state.services) - configured)
+        if not gone:
+            return []
+        log.info("services no longer configured: %s", ", ".join(gone))
+        return self.runtime.observe([ev.ServiceRemoved(name=name) for name in gone])
 
     # ------------------------------------------------------------ reports -> journal
 
@@ -435,6 +451,8 @@ def _describe(event: supervise.Event) -> str:
         return f"ready ({event.via})"
     if isinstance(event, supervise.ServiceNotReady):
         return f"not ready: {event.detail}"
+    if isinstance(event, supervise.ServiceRemoved):
+        return "removed from the config and stopped"
     return f"limits not enforced: {', '.join(event.limits)}: {event.reason}"
 
 

@@ -142,6 +142,13 @@ class ServiceGaveUp(_Event, tag="service.gave_up", kw_only=True, frozen=True):
     reason: str = ""
 
 
+class ServiceRemoved(_Event, tag="service.removed", kw_only=True, frozen=True):
+    """A reload dropped the service from the config and its last process is gone (or it was
+    found in the state at boot, no longer configured): it leaves the service table."""
+
+    name: str
+
+
 class HealthProbed(_Event, tag="health.probed", kw_only=True, frozen=True):
     target: str
     ok: bool
@@ -225,6 +232,7 @@ Event = (
     | ServiceStarted
     | ServiceExited
     | ServiceGaveUp
+    | ServiceRemoved
     | HealthProbed
     | LeaseAcquired
     | LeaseLost
@@ -248,6 +256,7 @@ EVENT_TYPES: Final[tuple[type[_Event], ...]] = (
     ServiceStarted,
     ServiceExited,
     ServiceGaveUp,
+    ServiceRemoved,
     HealthProbed,
     LeaseAcquired,
     LeaseLost,
@@ -279,6 +288,7 @@ CHATTER_TAGS: Final[frozenset[str]] = frozenset(
         ServiceStarted,
         ServiceExited,
         ServiceGaveUp,
+        ServiceRemoved,
         HealthProbed,
         LeaseAcquired,
         LeaseLost,
@@ -362,6 +372,7 @@ __all__ = [
     "SealedLeaf",
     "ServiceExited",
     "ServiceGaveUp",
+    "ServiceRemoved",
     "ServiceStarted",
     "Signed",
     "Stopped",

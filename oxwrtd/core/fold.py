@@ -46,6 +46,7 @@ from schema.events import (
     RolledBack,
     ServiceExited,
     ServiceGaveUp,
+    ServiceRemoved,
     ServiceStarted,
     Signed,
     Stopped,
@@ -288,6 +289,10 @@ def _service_gave_up(s: State, seq: int, time: float, e: ServiceGaveUp) -> None:
     s.services[e.name] = _replace(base, state="gave_up", pid=None, since=time)
 
 
+def _service_removed(s: State, seq: int, time: float, e: ServiceRemoved) -> None:
+    s.services.pop(e.name, None)
+
+
 def _probed(s: State, seq: int, time: float, e: HealthProbed) -> None:
     prev = s.probes.get(e.target)
     failures = 0 if e.ok else (prev.failures + 1 if prev else 1)
@@ -365,6 +370,7 @@ _HANDLERS: Final[dict[type, Callable[[State, int, float, Any], None]]] = {
     ServiceStarted: _service_started,
     ServiceExited: _service_exited,
     ServiceGaveUp: _service_gave_up,
+    ServiceRemoved: _service_removed,
     HealthProbed: _probed,
     LeaseAcquired: _lease,
     LeaseLost: _lease_lost,

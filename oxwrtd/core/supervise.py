@@ -95,6 +95,14 @@ class ServiceGaveUp(msgspec.Struct, frozen=True, tag=True):
     at: float
 
 
+class ServiceRemoved(msgspec.Struct, frozen=True, tag=True):
+    """A reconcile dropped the service and its last process is gone; not said at shutdown,
+    where services stop but stay configured."""
+
+    name: str
+    at: float
+
+
 class ServiceReady(msgspec.Struct, frozen=True, tag=True):
     name: str
     via: Literal["uptime", "check"]
@@ -122,6 +130,7 @@ Event = (
     | ServiceExited
     | ServiceSpawnFailed
     | ServiceGaveUp
+    | ServiceRemoved
     | ServiceReady
     | ServiceNotReady
     | ServiceLimitsUnsupported
@@ -141,7 +150,7 @@ def describe_exit(code: int | None, signal: int | None) -> str:
     return f"signal {signal}" if signal is not None else f"code {code}"
 
 
-AfterStop = Literal["stop", "restart", "remove"]
+AfterStop = Literal["stop", "restart", "remove", "shutdown"]
 
 
 class _Record:
@@ -335,7 +344,7 @@ class Supervision:
     def shutdown(self, now: float) -> list[Output]:
         out: list[Output] = []
         for name in reversed(list(self._order)):
-            out += self._stop(name, now, after="remove")
+            out += self._stop(name, now, after="shutdown")
         return out
 
     # ------------------------------------------------------------ internals
@@ -362,10 +371,12 @@ class Supervision:
     def _after_stop(self, rec: _Record, now: float) -> list[Output]:
         name = rec.spec.name
         rec.kill_at = None
-        if rec.after_stop == "remove":
+        if rec.after_stop in {"remove", "shutdown"}:
             del self._records[name]
             self._order.remove(name)
-            return [RemoveCgroup(name=name)]
+            if rec.after_stop == "shutdown":
+                return [RemoveCgroup(name=name)]
+            return [RemoveCgroup(name=name), ServiceRemoved(name=name, at=now)]
         if rec.after_stop == "restart":
             if rec.pending is not None:
                 rec.spec, rec.pending = rec.pending, None

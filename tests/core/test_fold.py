@@ -156,6 +156,13 @@ def test_service_table_counts_starts_and_exits():
     )
 
 
+def test_a_removed_service_leaves_the_table_and_an_unknown_one_changes_nothing():
+    s = run(ev.ServiceStarted(name="dns", pid=10), ev.ServiceStarted(name="ntp", pid=11))
+    s = run(ev.ServiceExited(name="ntp", pid=11), ev.ServiceRemoved(name="ntp"), state=s)
+    assert sorted(s.services) == ["dns"]
+    assert run(ev.ServiceRemoved(name="gone"), state=s).services == s.services
+
+
 def test_probes_count_consecutive_failures_and_leases_boots_drift_are_kept():
     s = run(
         ev.HealthProbed(target="wan", ok=False),

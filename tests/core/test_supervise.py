@@ -17,6 +17,7 @@ from oxwrtd.core.supervise import (
     ServiceGaveUp,
     ServiceNotReady,
     ServiceReady,
+    ServiceRemoved,
     ServiceSpawnFailed,
     ServiceStarted,
     Signal,
@@ -244,8 +245,10 @@ def test_reload_removal_stops_then_removes_cgroup() -> None:
     sup = running([svc("a"), svc("b")])
     out = sup.reconcile([svc("a")], 1.0)
     assert signals(out) == [(101, SIGTERM)]
+    assert not [o for o in out if isinstance(o, ServiceRemoved)]  # not before it is gone
     out = sup.exited(101, code=None, signal=SIGTERM, now=1.1)
     assert RemoveCgroup(name="b") in out
+    assert ServiceRemoved(name="b", at=1.1) in out
     assert sup.names() == ["a"]
 
 
@@ -254,7 +257,10 @@ def test_reload_removal_of_stopped_service_removes_cgroup_at_once() -> None:
     sup.stop("b", 1.0)
     sup.exited(101, code=0, signal=None, now=1.1)
     sup.tick(2.0)
-    assert sup.reconcile([svc("a")], 2.0) == [RemoveCgroup(name="b")]
+    assert sup.reconcile([svc("a")], 2.0) == [
+        RemoveCgroup(name="b"),
+        ServiceRemoved(name="b", at=2.0),
+    ]
 
 
 def test_changed_spec_of_a_crashed_service_resets_backoff_and_spawns_now() -> None:
@@ -283,6 +289,7 @@ def test_shutdown_stops_dependents_first_and_removes_all() -> None:
     sup.exited(101, code=0, signal=None, now=2.1)
     out = sup.exited(100, code=0, signal=None, now=2.2)
     assert out[-1] == RemoveCgroup(name="dns")
+    assert not [o for o in out if isinstance(o, ServiceRemoved)]  # stopped, still configured
     assert sup.names() == []
 
 
@@ -290,4 +297,6 @@ def test_readded_while_stopping_respawns_after_exit() -> None:
     sup = running([svc("a")])
     sup.reconcile([], 1.0)
     sup.reconcile([svc("a")], 1.1)
-    assert spawns(sup.exited(100, code=0, signal=None, now=1.2)) == ["a"]
+    out = sup.exited(100, code=0, signal=None, now=1.2)
+    assert spawns(out) == ["a"]
+    assert not [o for o in out if isinstance(o, ServiceRemoved | RemoveCgroup)]

@@ -91,6 +91,7 @@ events = st.one_of(
     st.builds(lambda n, p: ev.ServiceStarted(name=n, pid=p), names, small),
     st.builds(lambda n, p: ev.ServiceExited(name=n, pid=p, code=1), names, small),
     st.builds(lambda n: ev.ServiceGaveUp(name=n, restarts=3), names),
+    st.builds(lambda n: ev.ServiceRemoved(name=n), names),
     st.builds(lambda ok: ev.HealthProbed(target="wan", ok=ok), st.booleans()),
     st.builds(lambda a: ev.LeaseAcquired(interface="wan", address=f"10.0.0.{a}"), small),
     st.builds(lambda: ev.Booted(software="t")),

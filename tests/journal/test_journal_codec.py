@@ -28,6 +28,7 @@ LATER_SAMPLES: list[ev.Event] = [
     ev.ProbationStarted(revision=7, fallback=6),
     ev.ProbationEnded(revision=7),
     ev.Stopped(reason="reboot"),
+    ev.ServiceRemoved(name="dnsmasq"),
 ]
 SAMPLES = {tag_of(type(e)): e for e in [*samples(), *LATER_SAMPLES]}
 

@@ -215,6 +215,8 @@ def test_pushed_services_start_a_missing_program_is_reported_and_removal_stops(
     assert wait_for(lambda: "sleeper" not in services(router)), router.tail()
     assert wait_for(lambda: not Path(f"/proc/{sleeper}").exists())
     assert journaled(router, "service.exited", name="sleeper", pid=sleeper, signal=15)
+    assert wait_for(lambda: journaled(router, "service.removed", name="sleeper"))
+    assert wait_for(lambda: journaled(router, "service.removed", name="ghost"))  # never ran
     assert "ghost" not in services(router)
     assert pid_of(router, "dnsmasq") == dnsmasq
     assert status(router)["running_revision"] == 3

@@ -155,6 +155,7 @@ class FakeSupervisor:
             if name not in wanted:
                 self.exit(name, signal=15)
                 del self.specs[name]
+                self.on_event(supervise.ServiceRemoved(name=name, at=0.0))
         for svc in services:
             if self.specs.get(svc.name) == svc:
                 continue
@@ -197,12 +198,12 @@ class FakeSupervisor:
 class World:
     """A runtime over fakes with Services wired as the daemon wires them."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, store: MemoryStore | None = None) -> None:
         self.tmp = tmp
         self.etc = tmp / "etc"
-        self.etc.mkdir()
+        self.etc.mkdir(exist_ok=True)
         self.paths = ServicePaths(run_dir=tmp / "run", state_dir=tmp / "state")
-        self.store = MemoryStore()
+        self.store = store or MemoryStore()
         self.kernel = FakeNetlink()
         for dev in ("wan0", "lan0"):
             self.kernel.add_device(dev)
@@ -324,6 +325,8 @@ def test_supervisor_events_map_to_journal_events() -> None:
     assert journal_event(started, 3) == ev.ServiceStarted(name="a", pid=7, generation=3)
     assert journal_event(exited, 0) == ev.ServiceExited(name="a", pid=7, code=None, signal=9)
     assert journal_event(gave_up, 0) == ev.ServiceGaveUp(name="a", restarts=15, reason="code 1")
+    removed = supervise.ServiceRemoved(name="a", at=3.0)
+    assert journal_event(removed, 0) == ev.ServiceRemoved(name="a")
     failed = supervise.ServiceSpawnFailed(name="a", reason="exec: no such file", at=0.0)
     assert journal_event(failed, 0) is None  # the log ring and status say it
 
@@ -424,8 +427,30 @@ def test_reload_keeps_unchanged_services_restarts_dnsmasq_on_a_new_conf_and_stop
         assert sorted(world.supervisor.pids) == ["dhcp-wan", "dnsmasq"]
         assert world.supervisor.pids["dnsmasq"] == pids["dnsmasq"]
         assert world.supervisor.restarts == {"dnsmasq": 1}
-        assert world.rt.state.services["ntp"].state == "exited"
+        assert "ntp" not in world.rt.state.services  # the operator's status forgets it
+        assert world.journaled(ev.ServiceRemoved) == [ev.ServiceRemoved(name="ntp")]
         await world.services.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_service_dropped_while_the_daemon_was_down_leaves_the_table_at_boot(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        first = World(tmp_path)
+        await first.boot(public(extra=NTP_SERVICE))
+        await first.services.close()
+        assert sorted(first.rt.state.services) == ["dhcp-wan", "dnsmasq", "ntp"]
+
+        # the operator edits the file offline; the next boot adopts it
+        second = World(tmp_path, store=first.store)
+        await second.boot(public())
+        assert sorted(second.rt.state.services) == ["dhcp-wan", "dnsmasq"]
+        assert second.journaled(ev.ServiceRemoved) == [ev.ServiceRemoved(name="ntp")]
+        await second.push_reload(public(lease="2h"))  # swept once, not on every apply
+        assert second.journaled(ev.ServiceRemoved) == [ev.ServiceRemoved(name="ntp")]
+        await second.services.close()
 
     asyncio.run(scenario())
 
