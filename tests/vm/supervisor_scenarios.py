@@ -8,7 +8,10 @@ whatever the guest's PID 1 runs, removed on the way out. Three services run side
   limited  sleep, with memory_max, cpu_max and pids_max: the files read back, nothing unenforced
   forker   forks children that sleep until a fork fails; pids.current never exceeds pids.max
   hog      allocates until the OOM killer ends it (SIGKILL); the supervisor restarts it
-Then a reconcile keeping only `limited` removes the other two and their cgroup directories.
+Then a reconcile keeping only `limited` removes the other two and their cgroup directories,
+and adds
+  spinner  a busy loop with cpu_max at 10 % of a CPU: cpu.stat shows it held near its quota
+           and throttled (on an idle CPU it would take all of it)
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ LIMITED = {"memory_max": 64 << 20, "cpu_max": "25000 100000", "pids_max": 16}
 FORKER_PIDS_MAX = 8
 FORK_ATTEMPTS = 40
 HOG_MEMORY_MAX = 48 << 20  # page-aligned: memory.max reads back in whole pages
+SPINNER_CPU_MAX = "10000 100000"  # 10 ms per 100 ms period
+SPIN_MEASURE_S = 2.0
 
 # Fork children that sleep until forks fail; report what happened, then stay up.
 FORKER = f"""
@@ -83,6 +88,11 @@ def services() -> list[Service]:
         svc("forker", [PYTHON, "-I", "-c", FORKER], pids_max=FORKER_PIDS_MAX),
         svc("hog", [PYTHON, "-I", "-c", HOG], memory_max=HOG_MEMORY_MAX),
     ]
+
+
+def spinner() -> Service:
+    return Service(name="spinner", rootfs="/", entrypoint=[PYTHON, "-I", "-c", "while True: pass"],
+                   net_mode="host", cpu_max=SPINNER_CPU_MAX)  # fmt: skip
 
 
 async def until(check: Callable[[], T | None], what: str, timeout: float = WAIT_S) -> T:
@@ -181,10 +191,10 @@ async def scenarios(sup: Supervisor, base: Path, result: dict[str, Any]) -> None
         e.name for e in sup.events if isinstance(e, ServiceLimitsUnsupported)
     ]
 
-    # -- removal: reconcile without forker and hog
+    # -- removal: reconcile without forker and hog (and with the spinner, measured below)
     keep = [s for s in services() if s.name == "limited"]
-    sup.reconcile(keep)
-    await until(lambda: sup.core.names() == ["limited"], "forker and hog stopped")
+    sup.reconcile([*keep, spinner()])
+    await until(lambda: sorted(sup.core.names()) == ["limited", "spinner"], "forker, hog stopped")
     gone = {name: not (base / name).exists() for name in ("forker", "hog")}
     with contextlib.suppress(TimeoutError):  # the rmdir retries while killed children are reaped
         await until(lambda: all(not (base / n).exists() for n in gone) or None, "cgroups gone", 5)
@@ -193,6 +203,20 @@ async def scenarios(sup: Supervisor, base: Path, result: dict[str, Any]) -> None
         "gone_when_stopped": gone,
         "limited_kept_pid": sup.pid_of("limited") == limited_pid,
         "leaves_left": sorted(p.name for p in base.iterdir() if p.is_dir()),
+    }
+
+    # -- cpu.max: the spinner's CPU time over a measured stretch, against the wall clock
+    await until(lambda: sup.pid_of("spinner"), "spinner running")
+    await asyncio.sleep(0.5)  # past the interpreter's start-up
+    loop = asyncio.get_running_loop()
+    before, t0 = flat_keyed(base / "spinner" / "cpu.stat"), loop.time()
+    await asyncio.sleep(SPIN_MEASURE_S)
+    after, t1 = flat_keyed(base / "spinner" / "cpu.stat"), loop.time()
+    result["spinner"] = {
+        "cpu.max": read(base / "spinner" / "cpu.max"),
+        "share": (after["usage_usec"] - before["usage_usec"]) / ((t1 - t0) * 1e6),
+        "periods": after["nr_periods"] - before["nr_periods"],
+        "throttled": after["nr_throttled"] - before["nr_throttled"],
     }
 
 

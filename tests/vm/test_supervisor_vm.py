@@ -17,6 +17,7 @@ from tests.vm.supervisor_scenarios import (
     HOG_MEMORY_MAX,
     LIMITED,
     RESULT_PREFIX,
+    SPINNER_CPU_MAX,
 )
 from vm.harness import GUEST_PYTHON, REPO
 
@@ -78,6 +79,16 @@ def test_a_memory_hog_is_oom_killed_and_restarted_after_backoff(result: dict[str
 def test_removing_services_removes_their_cgroups(result: dict[str, Any]) -> None:
     removed = result["removed"]
     assert removed["cgroup_gone"] == {"forker": True, "hog": True}
-    assert removed["leaves_left"] == ["limited"]
+    assert removed["leaves_left"] == ["limited", "spinner"]
     assert removed["limited_kept_pid"]
     assert result["base_removed"]  # the script cleaned up after itself
+
+
+def test_cpu_max_holds_a_busy_loop_near_its_quota(result: dict[str, Any]) -> None:
+    spinner = result["spinner"]
+    assert spinner["cpu.max"] == SPINNER_CPU_MAX
+    quota, period = (int(x) for x in SPINNER_CPU_MAX.split())
+    # unthrottled it would take the guest's one CPU (share ~1.0); allow scheduling slack on top
+    # of the 10 % quota, far below what an unenforced limit gives
+    assert spinner["share"] <= 3 * quota / period, spinner
+    assert spinner["periods"] >= 5 and spinner["throttled"] >= spinner["periods"] // 2, spinner
