@@ -51,7 +51,9 @@ class LmdbStore:
                 readonly=readonly,
                 sync=True,
                 metasync=True,
-                meminit=False,
+                # zero the unused part of each new page: without it, freed heap (a secret the
+                # daemon held a moment ago) reaches the file in clear
+                meminit=True,
                 create=not readonly,
             )
             self._check_has_every_page()

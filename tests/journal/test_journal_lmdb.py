@@ -74,6 +74,20 @@ def test_sigkill_at_random_points_never_loses_an_acknowledged_append(tmp_path):
     assert len(acked) > 50
 
 
+def test_freed_process_memory_never_reaches_the_data_file(tmp_path):
+    """LMDB builds new pages in malloc'd buffers; unless told to zero them (meminit), the unused
+    part of a page carries whatever the heap held before: a secret from a push a moment ago.
+    Found by test_signed_secrets failing once in 60 runs; this makes it happen every time."""
+    marker = b"secret-in-freed-heap-"
+    store = LmdbStore(tmp_path / "j")
+    for _ in range(20):
+        junk = [marker * (4000 // len(marker)) + bytes([i]) for i in range(200)]
+        del junk  # back to malloc's free lists, where LMDB's next pages come from
+        store.append(pending([HealthProbed(target="wan", ok=True)] * 30))
+    store.close()
+    assert marker not in (tmp_path / "j" / "data.mdb").read_bytes()
+
+
 def test_a_second_writer_is_refused_clearly(tmp_path):
     with (
         LmdbStore(tmp_path),
