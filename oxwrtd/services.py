@@ -9,7 +9,9 @@ config only at start). Supervisor events become ServiceStarted/ServiceExited/Ser
 events, lease reports LeaseAcquired events, journaled in order by one task through the runtime;
 a lease that moves a WAN's address or gateway applies the running revision again, so the
 default route, masquerade and hairpin follow. A service that cannot start is a status line and a
-log line, never a failed apply or a dead daemon.
+log line, never a failed apply or a dead daemon. Services an earlier daemon left running (it
+was killed alone, not as PID 1) are ended before the first reconcile starts new ones, and
+services dropped from the config leave the journal's table (ServiceRemoved).
 
 Paths: the cookbook names the canonical locations (`/run/oxwrt/...`, `/var/lib/oxwrt/...`); bind
 sources under them are read relative to the daemon's run and state dirs, which are those same
@@ -30,9 +32,11 @@ import msgspec
 from oxwrtd.control.api import ApiError, Outcome
 from oxwrtd.core import render_chrony, render_hostapd, supervise
 from oxwrtd.core.dhcp_client import ClientPaths, LeaseFailed, LeaseLost, client_service, wan_dns
+from oxwrtd.core.leftovers import left_running
 from oxwrtd.core.render_dnsmasq import DnsmasqOptions, render
 from oxwrtd.core.state import Lease as LeaseRow
 from oxwrtd.core.state import ServiceRow, State
+from oxwrtd.shell import procs
 from oxwrtd.shell.dhcp_client import LeaseReceiver, default_paths
 from oxwrtd.shell.logring import LogBook
 from oxwrtd.shell.render_files import sync_dir, write_rendered
@@ -225,8 +229,11 @@ class Services:
         *,
         supervisor: SupervisorFactory | None = None,
         python: str | None = None,
+        started_at: Callable[[int], float | None] = procs.started_at,
+        kill: Callable[[list[int], Callable[[int], bool]], list[int]] = procs.kill_matching,
     ) -> None:
         self.runtime = runtime
+        self._started_at, self._kill = started_at, kill
         self.paths = paths
         make = supervisor or self._real_supervisor
         self.supervisor = make(self._on_supervisor_event)
@@ -256,9 +263,29 @@ class Services:
         """Before the first apply: the supervisor, the lease socket, the journaling task."""
         self._loop = asyncio.get_running_loop()
         self.paths.run_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        await self._end_left_running()
         await self.supervisor.start()
         await self.receiver.start()
         self._journaler = self._loop.create_task(self._journal_forever())
+
+    async def _end_left_running(self) -> None:
+        """Kill what an earlier daemon left running (it died without stopping its services)
+        before the first reconcile starts new ones; journal their end."""
+        rows = dict(self.runtime.state.services)
+        names = {pid: name for name, pid in left_running(rows, self._started_at)}
+        if not names:
+            return
+
+        def still_that_process(pid: int) -> bool:
+            return bool(left_running({names[pid]: rows[names[pid]]}, self._started_at))
+
+        killed = await asyncio.to_thread(self._kill, sorted(names), still_that_process)
+        for pid in killed:
+            log.warning("service %s: pid %d was left running by an earlier daemon; killed it",
+                        names[pid], pid)  # fmt: skip
+        ended = [ev.ServiceExited(name=names[pid], pid=pid, signal=9) for pid in killed]
+        if ended:
+            self._queue.put_nowait(lambda: self.runtime.observe(ended))
 
     async def close(self) -> None:
         """Stop every service, then journal what is still queued (their exits)."""

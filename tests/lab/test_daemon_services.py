@@ -25,6 +25,7 @@ import pytest
 from oxwrtd.lab import Topology
 from oxwrtd.lab_router import LAN_CLIENT, REPO, LabRouter
 from tests.lab.test_daemon import v4_addresses, wait_for
+from tests.lab.test_topology import alive
 
 ROUTER = "192.168.50.1"
 LEASE_TIMEOUT_S = 30.0
@@ -220,3 +221,25 @@ def test_pushed_services_start_a_missing_program_is_reported_and_removal_stops(
     assert "ghost" not in services(router)
     assert pid_of(router, "dnsmasq") == dnsmasq
     assert status(router)["running_revision"] == 3
+
+
+def test_services_a_killed_daemon_left_running_are_ended_when_it_restarts(
+    lab: Topology, router: LabRouter
+) -> None:
+    """The OOM killer or a `kill -9` ends the daemon alone (not its process group, as the lab's
+    stop does): its services live on, unsupervised, until the next daemon ends them."""
+    assert wait_for(lambda: pid_of(router, "dnsmasq") is not None), router.tail()
+    old = pid_of(router, "dnsmasq")
+    assert old is not None and router.proc is not None
+    os.kill(router.proc.pid, signal.SIGKILL)  # the daemon itself (ip netns exec execs into it)
+    router.proc.wait(10)
+    assert alive(old)  # left running with nobody supervising it
+
+    router.start()
+    assert wait_for(lambda: not alive(old)), router.tail()
+    assert journaled(router, "service.exited", name="dnsmasq", pid=old, signal=9)
+    assert "left running by an earlier daemon" in router.tail(200)
+    assert wait_for(lambda: pid_of(router, "dnsmasq") not in (None, old)), router.tail()
+    # the new instance got port 53: the old one no longer held it
+    assert wait_for(lambda: f"{ROUTER}:53" in lab.run("router", "ss", "-Hlun").stdout)
+    assert services(router)["dnsmasq"].get("restarts", 0) == 0, services(router)["dnsmasq"]

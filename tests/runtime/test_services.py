@@ -198,7 +198,9 @@ class FakeSupervisor:
 class World:
     """A runtime over fakes with Services wired as the daemon wires them."""
 
-    def __init__(self, tmp: Path, store: MemoryStore | None = None) -> None:
+    def __init__(
+        self, tmp: Path, store: MemoryStore | None = None, live: dict[int, float] | None = None
+    ) -> None:
         self.tmp = tmp
         self.etc = tmp / "etc"
         self.etc.mkdir(exist_ok=True)
@@ -217,9 +219,20 @@ class World:
             clock=self.clock,
         )
         self.sup: FakeSupervisor | None = None
-        self.services = Services(self.rt, self.paths, supervisor=self._supervisor, python="py")
+        # processes "alive" on this fake machine (pid -> start); kill_matching ends them
+        self.live = live if live is not None else {}
+        self.killed: list[int] = []
+        self.services = Services(self.rt, self.paths, supervisor=self._supervisor, python="py",
+                                 started_at=self.live.get, kill=self._kill)  # fmt: skip
         self.rt.services = self.services
         self.rt.on_applied.append(self.services.on_applied)
+
+    def _kill(self, pids: list[int], still_ours: Callable[[int], bool]) -> list[int]:
+        ended = [pid for pid in pids if pid in self.live and still_ours(pid)]
+        for pid in ended:
+            del self.live[pid]
+        self.killed += ended
+        return ended
 
     def _supervisor(self, on_event: Callable[[supervise.Event], None]) -> FakeSupervisor:
         self.sup = FakeSupervisor(on_event)
@@ -564,5 +577,40 @@ def test_a_lost_lease_removes_the_wan_address_and_route_and_is_journaled(world: 
         assert [e.interface for e in world.journaled(ev.LeaseLost)] == ["wan0"]
         assert "wan0" not in world.rt.state.leases
         await world.services.close()
+
+    asyncio.run(scenario())
+
+
+def test_services_an_earlier_daemon_left_running_are_killed_before_new_ones_start(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        first = World(tmp_path)
+        await first.boot(public(extra=NTP_SERVICE))
+        rows = first.rt.state.services
+        left = {name: rows[name] for name in ("dnsmasq", "ntp")}
+        # the daemon dies without stopping them (no close): dnsmasq and ntp live on; dhcp-wan's
+        # PID now belongs to some other process that started much later
+        live = {row.pid: row.since - 0.2 for row in left.values() if row.pid is not None}
+        other = rows["dhcp-wan"].pid
+        assert other is not None
+        live[other] = rows["dhcp-wan"].since + 600
+        first.supervisor.pids.clear()  # so closing journals no exits: the daemon just died
+        await first.services.close()
+
+        earlier = len(list(first.store.records()))
+        second = World(tmp_path, store=first.store, live=live)
+        await second.boot(public(extra=NTP_SERVICE))
+        assert sorted(second.killed) == sorted(row.pid for row in left.values())
+        assert list(second.live) == [other]  # a reused PID is left alone
+        ended = second.journaled(ev.ServiceExited)
+        assert sorted((e.name, e.pid, e.signal) for e in ended) == sorted(
+            (name, row.pid, 9) for name, row in left.items()
+        )
+        # journaled before the new instances started, and the table shows the new ones
+        tags = [r.tag for r in second.store.records()][earlier:]
+        assert tags.index("service.exited") < tags.index("service.started")
+        assert second.rt.state.services["ntp"].pid == second.supervisor.pids["ntp"]
+        await second.services.close()
 
     asyncio.run(scenario())
