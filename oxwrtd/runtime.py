@@ -30,10 +30,13 @@ from oxwrtd.control.api import ApiError, Author, BlameLine, Outcome, RevisionInf
 from oxwrtd.core import decide as d
 from oxwrtd.core import health, net
 from oxwrtd.core.net_ops import ApplyFailed as NetApplyFailed
+from oxwrtd.core.render_hostapd import ap_interfaces
 from oxwrtd.core.state import Revision, State
+from oxwrtd.core.status_view import access_points, wan_view
 from oxwrtd.core.unbuilt import unbuilt
 from oxwrtd.eventlog import EventLog
 from oxwrtd.shell.dataplane import ApplyError, Dataplane
+from oxwrtd.shell.links import operstates
 from oxwrtd.shell.nft import NftApplyError
 from schema import secrets as sec
 from schema import wire
@@ -82,6 +85,7 @@ class Runtime:
         self.env = dict(env or {})
         self.started = clock()
         self.problems: list[str] = []  # shown in status until the next successful load
+        self._status_config: tuple[int, Config | None] | None = None  # (revision, its config)
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         # Kernel work blocks (netlink, nft, fsync) and pyroute2 must not run on the event loop:
@@ -420,7 +424,30 @@ class Runtime:
             + service_problems
             + (unbuilt(_parsed(running.public_toml)) if running else []),
             services=services,
+            firewall_rules=self.dataplane.firewall_rules,
+            **self._network_status(),
         )
+
+    def _network_status(self) -> dict[str, Any]:
+        """The WAN and access-point parts of `status`, from the running revision's config
+        (loaded once per revision: status must stay cheap) and the journal's leases."""
+        running = self.state.running
+        if running is None:
+            return {}
+        if self._status_config is None or self._status_config[0] != running:
+            loaded = self._load_revision(self.state.revisions[running])
+            self._status_config = (running, loaded.config)
+        config = self._status_config[1]
+        if config is None:
+            return {}
+        view = wan_view(config, self.state.leases, self.state.probes, self.clock())
+        ifaces = [iface for _, iface in ap_interfaces(config)]
+        return {
+            "wan": view.summary,
+            "active_wan": view.active,
+            "wans": view.entries,
+            "aps": access_points(config, operstates(ifaces)),
+        }
 
     async def get(self, key: str) -> str:
         head = d.head(self.state)

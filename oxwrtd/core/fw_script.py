@@ -60,6 +60,7 @@ class Ruleset(msgspec.Struct, frozen=True, kw_only=True):
     digest: str
     origins: dict[int, str] = {}  # 1-based line of `text` -> config path
     absent: bool = False  # this ruleset removes `table`; installed when the table does not exist
+    rules: int = 0  # rules in its chains, and `add rule` lines for other tables (status)
 
     def origin_of(self, line: int) -> str | None:
         return self.origins.get(line)
@@ -126,7 +127,9 @@ def render(
     lines.insert(revision_at, (revision, None))
     origins = {i + 1: origin for i, (_, origin) in enumerate(lines) if origin is not None}
     text = "\n".join(line for line, _ in lines) + "\n"
-    return Ruleset(table=table.spec, text=text, digest=digest, origins=origins)
+    rules = sum(len(c.rules) for c in table.chains.values())
+    rules += sum(1 for line, _ in extra if line.startswith("add rule "))
+    return Ruleset(table=table.spec, text=text, digest=digest, origins=origins, rules=rules)
 
 
 __all__ = ["REVISION_PREFIX", "Chain", "LastCompile", "Ruleset", "Table", "absent", "render"]

@@ -101,6 +101,17 @@ def files(rendered: dict[str, Rendered]) -> dict[str, str]:
     return {file_name(phy): r.text for phy, r in rendered.items()}
 
 
+def ap_interfaces(config: Config) -> list[tuple[Wifi, str]]:
+    """Each broadcast [[wifi]] with the interface its radio's file gives it (`<phy>-ap<N>`)."""
+    out: list[tuple[Wifi, str]] = []
+    for radio in config.radios:
+        if radio.disabled:
+            continue
+        mine = [wifi for wifi in config.wifi if wifi.radio == radio.phy]
+        out += [(wifi, f"{radio.phy}-ap{n}") for n, wifi in enumerate(mine)]
+    return out
+
+
 def _render_all(config: Config) -> tuple[dict[str, Rendered], list[ConfigIssue]]:
     errors: list[ConfigIssue] = []
     by_radio: dict[str, list[tuple[int, Wifi]]] = {}
@@ -528,6 +539,7 @@ __all__ = [
     "FILE_MODE",
     "HOSTAPD_DIR",
     "Rendered",
+    "ap_interfaces",
     "center_index",
     "check",
     "file_name",

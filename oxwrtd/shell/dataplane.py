@@ -45,6 +45,7 @@ class Dataplane:
         self.nft = nft
         self._owned_links: frozenset[str] = frozenset()  # links the last applied revision named
         self._compile = LastCompile()
+        self.firewall_rules = 0  # rules of the last installed ruleset, for status
 
     # ------------------------------------------------------------------ facts
 
@@ -110,6 +111,7 @@ class Dataplane:
             outcome = self.nft.apply(ruleset)
         except NftApplyError as exc:
             raise ApplyError("firewall", str(exc)) from exc
+        self.firewall_rules = ruleset.rules
         lines = [f"network: {len(ops)} change(s)"] if ops else []
         if outcome.changed:
             lines.append(f"firewall: installed {ruleset.table} revision {ruleset.digest[:12]}")
@@ -127,6 +129,7 @@ class Dataplane:
         _, ops, ruleset = self._compute(config, leases, now)
         self.netlink.apply(ops)
         self.nft.apply(ruleset, force=True)
+        self.firewall_rules = ruleset.rules
 
 
 def _host(address: str) -> str:

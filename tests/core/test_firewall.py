@@ -494,6 +494,25 @@ def test_raw_nft_goes_inline_after_the_baseline_and_maps_to_its_path() -> None:
     assert rs.origin_of(lines.index("    ip saddr @bad counter drop") + 1) == "firewall.raw_nft[0]"
 
 
+def test_the_rule_count_is_every_rule_line_of_every_chain_and_every_add_rule() -> None:
+    raw = [
+        {"chain": "input", "rule": "tcp dport 9 drop"},
+        {"table": "inet other", "chain": "c", "rule": "accept"},
+    ]
+    rs = compile_(firewall={"raw_nft": raw})
+    in_chain, counted = False, 0
+    for line in rs.text.splitlines():  # read back from the script, not from the compiler
+        text = line.strip()
+        if text.startswith("chain ") and text.endswith("{"):
+            in_chain = True
+        elif text == "}":
+            in_chain = False
+        elif in_chain and not text.startswith("type "):
+            counted += 1
+        counted += text.startswith("add rule ")
+    assert rs.rules == counted > 20
+
+
 def test_script_replaces_our_table_and_deletes_legacy_tables_atomically() -> None:
     lines = compile_().text.splitlines()
     for spec in LEGACY_TABLES:

@@ -157,6 +157,24 @@ def test_wan_lease_masquerade_lan_dhcp_and_what_the_operator_sees(
         assert "exec /usr/sbin/hostapd: No such file" in seen[name]["last_log"], seen[name]
     assert status(router)["running_revision"] == 1
 
+    # ... and what the router holds: the WAN lease, the firewall as the kernel counts it, the APs
+    assert wait_for(lambda: "wan" in status(router)), router.tail()  # the lease is journaled
+    now = status(router)
+    assert now["wan"] == {"address": wan, "prefix": 24, "gateway": lab.wan.gateway,
+                          "lease_seconds": 3600}  # fmt: skip
+    assert now["active_wan"] == "wan"
+    entry = {"name": "wan", "iface": "wan0", "priority": 100, "healthy": True, "active": True}
+    assert now["wans"] == [{**entry, "address": f"{wan}/24", "gateway": lab.wan.gateway}]
+    listed = json.loads(lab.run("router", "nft", "-j", "list", "table", "inet", "oxwrt").stdout)
+    assert now["firewall_rules"] == sum(1 for item in listed["nftables"] if "rule" in item) > 20
+    assert [(a["ssid"], a["iface"], a["operstate"]) for a in now["aps"]] == [
+        ("homelab-2g", "phy0-ap0", "absent"),
+        ("homelab", "phy1-ap0", "absent"),
+        ("homelab-guest", "phy1-ap1", "absent"),
+    ]  # rendered for hostapd; this machine has no radios, so no interfaces
+    text = router.oxctl("lan", ROUTER, "status").stdout
+    assert f"wan: {wan}/24 via {lab.wan.gateway} (lease 3600s) [active=wan]" in text, text
+
     logs = router.oxctl("lan", ROUTER, "logs", "dnsmasq")
     assert logs.returncode == 0, logs.stderr
     assert "DHCP, IP range 192.168.50.100 -- 192.168.50.250" in logs.stdout

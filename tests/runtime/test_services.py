@@ -395,6 +395,10 @@ def test_a_new_lease_reapplies_the_running_revision_and_a_renewal_does_not(world
         await world.boot(public())
         assert world.wan_addresses() == set() and world.default_gateways() == set()
         applied = len(world.journaled(ev.ConfigApplied))
+        before = await world.rt.status()
+        assert (before.wan, before.active_wan) == (None, None)
+        assert [(w.name, w.healthy) for w in before.wans] == [("wan", False)]
+        assert before.firewall_rules > 0
 
         world.lease("203.0.113.7")
         await world.settle()
@@ -402,6 +406,17 @@ def test_a_new_lease_reapplies_the_running_revision_and_a_renewal_does_not(world
         assert world.default_gateways() == {ISP_GATEWAY}
         assert len(world.journaled(ev.ConfigApplied)) == applied + 1
         assert world.rt.state.leases["wan0"].address == "203.0.113.7/24"
+        after = await world.rt.status()  # the operator sees the lease
+        assert after.wan is not None and (
+            after.wan.address,
+            after.wan.gateway,
+            after.active_wan,
+        ) == (
+            "203.0.113.7",
+            ISP_GATEWAY,
+            "wan",
+        )
+        assert after.wan.lease_seconds == 3600
 
         world.lease("203.0.113.7", event="renew")
         await world.settle()
