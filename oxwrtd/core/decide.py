@@ -240,6 +240,8 @@ def _propose(state: State, req: Propose, now: float) -> Decision:
         source=req.source,
         by=req.by,
     )
+    if req.source in {"boot", "sighup"}:  # the runtime applies a local edit at once
+        return Decision(events=[event], reply=f"revision {revision} proposed from the files")
     return Decision(events=[event], reply=f"revision {revision} proposed; run reload to apply it")
 
 

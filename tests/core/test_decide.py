@@ -84,8 +84,13 @@ def test_push_then_reload_applies_the_candidate() -> None:
     w = World()
     d = w.send(Propose(public_toml=cfg()))
     assert d.rejected is None and w.state.candidate == 1 and w.state.running is None
+    assert d.reply == "revision 1 proposed; run reload to apply it"
     w.send(Reload())
     assert w.state.running == 1 and w.state.candidate is None and w.applied == [1]
+    # a local edit is applied by the runtime at once: no hint to run reload
+    assert w.send(Propose(public_toml=cfg("b"), source="sighup")).reply == (
+        "revision 2 proposed from the files"
+    )
 
 
 def test_invalid_push_is_rejected_with_every_issue_and_changes_nothing() -> None:
