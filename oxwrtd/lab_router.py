@@ -56,7 +56,7 @@ class LabRouter:
             target.chmod(0o600)
         self.operator_public = keygen(self.operator_key)
         keys = self.etc / "authorized_keys"
-        keys.write_text(f"# the lab operator\n{self.operator_public}\n")
+        keys.write_text(f"{self.operator_public}  # lab operator\n")
         public = set_value(public, ("control", "authorized_keys"), str(keys))
         (self.etc / "oxwrt.toml").write_text(public)
 

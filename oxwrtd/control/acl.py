@@ -20,7 +20,7 @@ from schema.wire import x25519_public_from_ed25519
 @dataclass(frozen=True)
 class AllowedKey:
     ed25519: bytes
-    name: str  # the [[control.clients]] name, or "authorized_keys:<line>"
+    name: str  # the [[control.clients]] name, the key's comment, or "authorized_keys:<line>"
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,14 @@ def build(
         except ValueError as e:
             problems.append(f'control.clients[{i}] (name "{name}").key: {e}')
     for lineno, line in enumerate(file_lines or (), start=1):
-        text = line.split("#", 1)[0].strip()
+        text, _, comment = (part.strip() for part in line.partition("#"))
         if not text:
             continue
+        # a comment after the key names it in the audit trail (as in ssh's authorized_keys);
+        # without one, the file and line say which key it was
+        name = " ".join(comment.split())[:64] or f"{file_name}:{lineno}"
         try:
-            add(parse_key(text), f"{file_name}:{lineno}")
+            add(parse_key(text), name)
         except ValueError as e:
             problems.append(f"{file_name}:{lineno}: {e}")
     return Acl(keys), problems

@@ -19,19 +19,21 @@ def pub() -> bytes:
 def test_clients_and_file_merge_and_bad_entries_are_named(tmp_path: Path) -> None:
     a, b, c = pub(), pub(), pub()
     keys_file = tmp_path / "authorized_keys"
-    keys_file.write_text(f"# ops\n{b.hex()}  # laptop\n\nnot-a-key\n{a.hex()}\n")
+    keys_file.write_text(f"# ops\n{b.hex()}  # laptop\n\nnot-a-key\n{a.hex()}\n{c.hex()}#\n")
     control = Control(
         listen=["127.0.0.1:51820"],
         authorized_keys=str(keys_file),
         clients=[ControlClient(name="alice", key=a.hex()), ControlClient(name="bad", key="zz")],
     )
     table, problems = acl.load(control)
-    assert len(table) == 2  # a appears twice, counted once, under its first name
+    assert len(table) == 3  # a appears twice, counted once, under its first name
     found = table.lookup(x25519_public_from_ed25519(a))
     assert found is not None
     assert found.name == "alice"
-    assert table.lookup(x25519_public_from_ed25519(b)) is not None
-    assert table.lookup(x25519_public_from_ed25519(c)) is None
+    laptop = table.lookup(x25519_public_from_ed25519(b))
+    assert laptop is not None and laptop.name == "laptop"  # the comment after the key names it
+    bare = table.lookup(x25519_public_from_ed25519(c))
+    assert bare is not None and bare.name == f"{keys_file}:6"  # no comment: file and line
     assert problems == [
         'control.clients[1] (name "bad").key: expected 64 hex characters of an ed25519 '
         "public key, got 2",
