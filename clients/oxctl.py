@@ -147,7 +147,22 @@ COMMANDS: tuple[Callable[[Subcommands], None], ...] = (add_check, add_dump_confi
 OFFLINE = frozenset({"check", "dump-config", "keygen"})
 
 
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader gone away
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """`oxctl ... | head` is normal use: a reader that leaves early ends oxctl quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # point stdout at /dev/null so the interpreter's own flush at exit cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
+    return code
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     from clients.remote import is_remote
 

@@ -281,3 +281,19 @@ def test_help_exits_0_without_loading_the_schema() -> None:
         [sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "0 []"
+
+
+def test_a_reader_that_leaves_early_ends_oxctl_quietly(tmp_path: Path) -> None:
+    """`oxctl dump-config ... | head` must not end in a BrokenPipeError traceback."""
+    public = tmp_path / "oxwrt.toml"
+    public.write_text(PUBLIC)
+    repo = Path(__file__).resolve().parents[2]
+    with subprocess.Popen(
+        [sys.executable, "-m", "clients.oxctl", "dump-config", str(public)],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before oxctl writes its first byte
+        err = proc.stderr.read().decode()
+        assert proc.wait(30) == 141, err
+    assert "Traceback" not in err, err
