@@ -56,12 +56,27 @@ def _ordered(doc: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, Mapping):
             return _ordered(value)
         if isinstance(value, list):
+            if len(value) > LONG_ARRAY and not any(isinstance(v, Mapping | list) for v in value):
+                return _long_array(value)
             return [convert(v) for v in value]
         return value
 
     plain = {k: convert(v) for k, v in doc.items() if not is_table_like(v)}
     tables = {k: convert(v) for k, v in doc.items() if is_table_like(v)}
     return plain | tables
+
+
+LONG_ARRAY: Final = 64  # scalars; longer arrays are written one line of elements, built at once
+
+
+def _long_array(values: list[Any]) -> Any:
+    """tomlkit builds an array from a list by appending one element at a time and re-indexing
+    the whole array on each append: quadratic, 16 s for an ipset of 20,000 entries (and
+    dump-config runs in the daemon). `add_line` takes them all in one call."""
+    array = tomlkit.array()
+    array.add_line(*values, indent="  ")
+    array.add_line(indent="")  # the closing bracket on a line of its own
+    return array
 
 
 # ---------------------------------------------------------------- parsing with positions

@@ -13,6 +13,7 @@ import pytest
 from schema.errors import ConfigError
 from schema.load import load_pair, load_text
 from schema.tomledit import (
+    LONG_ARRAY,
     NEW_SECRETS_HEADER,
     dumps,
     migrate_inline_secrets,
@@ -98,6 +99,20 @@ def test_dumps_round_trips_plain_documents() -> None:
         "nested": {"deeper": {"v": [1, 2]}, "k": "v"},
     }
     assert tomllib.loads(dumps(doc)) == doc
+
+
+def test_long_arrays_round_trip_and_short_ones_stay_inline() -> None:
+    """Long scalar arrays take the one-call path (tomlkit appends element by element in
+    quadratic time: 16 s for 20,000 ipset entries); what they mean must not change."""
+    entries = [f"10.{i // 256}.{i % 256}.0/24" for i in range(LONG_ARRAY * 40)]
+    doc = {
+        "ipsets": [{"name": "big", "entries": entries, "ports": [1, 2, 3]}],
+        "numbers": list(range(LONG_ARRAY + 1)),
+        "mixed": [[1, 2]] * (LONG_ARRAY + 1),  # arrays of arrays keep the element-wise path
+    }
+    text = dumps(doc)
+    assert tomllib.loads(text) == doc
+    assert "ports = [1, 2, 3]\n" in text
 
 
 # ---------------------------------------------------------------- migration
