@@ -156,6 +156,7 @@ class Runtime:
         for line in unbuilt(_parsed(rev.public_toml)):
             log.warning("revision %d: %s", rev.id, line)
         self._write_files(rev, loaded)
+        self._status_config = (rev.id, config)  # status need not load it again
         for hook in self.on_applied:
             hook(config)
         return d.ApplyOutcome(apply=apply, ok=True)
@@ -622,9 +623,15 @@ class Runtime:
         head = d.head(self.state)
         if head is None:
             raise ApiError("not-found", "no config yet")
-        loaded = self._load_revision(self.state.revisions[head])
-        redacted, count = sec.redact(loaded.raw)
-        return f"# revision {head}, {count} secret leaves redacted\n" + dumps(redacted)
+        rev = self.state.revisions[head]  # immutable once journaled: safe to read elsewhere
+
+        def render() -> str:
+            redacted, count = sec.redact(self._load_revision(rev).raw)
+            return f"# revision {head}, {count} secret leaves redacted\n" + dumps(redacted)
+
+        # a load and a dump cost milliseconds, more with large ipsets: not on the event loop,
+        # where every other RPC and the supervisor wait
+        return await asyncio.to_thread(render)
 
     async def restart(self, service: str, author: Author) -> Outcome:
         if self.services is None:
