@@ -451,15 +451,26 @@ class Runtime:
         }
 
     async def get(self, key: str) -> str:
+        """A value of the head revision's public file, addressed as `set` addresses it (entries
+        of arrays by index or identity: `wifi.homelab.channel`). Secrets are write-only."""
+        from oxwrtd import admin
+
         head = d.head(self.state)
         if head is None:
             raise ApiError("not-found", "no config yet")
         doc = _parsed(self.state.revisions[head].public_toml)
+        path = admin.resolve_key(doc, key)
+        if sec.is_secret_path(doc, path):
+            raise ApiError(
+                "bad-request",
+                f"{key} is a secret: write-only, never read back (set it with `oxctl set`)",
+            )
         value: Any = doc
-        for part in key.split("."):
-            if not isinstance(value, dict) or part not in value:
-                raise ApiError("not-found", f"no key {key!r} in revision {head}")
-            value = value[part]
+        for part in path:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                raise ApiError("not-found", f"no key {key!r} in revision {head}") from None
         return msgspec.json.encode(value).decode()
 
     async def set(self, key: str, value: str, author: Author) -> Outcome:

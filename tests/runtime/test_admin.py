@@ -251,6 +251,20 @@ def test_set_of_a_secret_never_journals_it_in_clear(router: Router) -> None:
     assert "brand-new-secret-9" in (router.dir / "oxwrt.secrets.toml").read_text()
 
 
+def test_get_addresses_what_set_addresses_and_never_reads_a_secret(router: Router) -> None:
+    assert router.run(router.rt.get("hostname")) == '"r1"'
+    assert router.run(router.rt.get("wifi.home.radio")) == '"phy0"'  # by identity, as set
+    assert router.run(router.rt.get("wifi[0].ssid")) == '"home"'
+    assert router.run(router.rt.get("radios.phy0.channel")) == "6"
+    with pytest.raises(ApiError, match="is a secret: write-only") as err:
+        router.run(router.rt.get("wifi.home.passphrase"))
+    assert err.value.code == "bad-request"
+    for missing in ("nope", "wifi.home.nope", "wifi.guest.ssid"):
+        with pytest.raises(ApiError) as err:
+            router.run(router.rt.get(missing))
+        assert err.value.code == "not-found", missing
+
+
 def test_set_with_a_bad_key_changes_nothing(router: Router) -> None:
     before = list(router.store.records())
     with pytest.raises(ApiError) as err:
