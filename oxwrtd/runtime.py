@@ -609,6 +609,8 @@ class Runtime:
         da = a.sealed_secrets.get(SECRETS_LEAF)
         db = b.sealed_secrets.get(SECRETS_LEAF)
         same = (da.digest if da else None) == (db.digest if db else None)
+        if not text:  # say so: an empty diff reads like a failure
+            text = f"# revision {a.id} and revision {b.id}: public file identical\n"
         return text + f"# secrets: {'unchanged' if same else 'changed'}\n"
 
     async def blame(self, path: str) -> BlameLine:

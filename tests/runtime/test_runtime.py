@@ -235,6 +235,9 @@ def test_status_diff_blame_and_dump_config_never_show_secrets(router: Router) ->
     assert (status.journal_seq, status.journal_head) == (seq, head.hex())
     diff = router.run(router.rt.diff(1, 2))
     assert '+hostname = "r2"' in diff and "secrets: changed" in diff
+    assert router.run(router.rt.diff(1, 1)) == (
+        "# revision 1 and revision 1: public file identical\n# secrets: unchanged\n"
+    )
     blame = router.run(router.rt.blame("hostname"))
     assert blame.revision == 2 and blame.author == "alice"
     dump = router.run(router.rt.dump_config())
