@@ -163,6 +163,34 @@ async def run_get(ctx: Context) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- diag
+
+
+def add_diag(commands: Subcommands) -> None:
+    diag = _command(
+        commands,
+        "diag",
+        "what the router's kernel holds: links, addresses, routes, firewall, nft, nft-summary, "
+        "dhcp, sysctl [KEY], conntrack, resolv, modules",
+    )
+    diag.add_argument("op", metavar="OP", help="e.g. links, routes, nft-summary, sysctl")
+    diag.add_argument(
+        "args", metavar="ARG", nargs="*", help="sysctl: a key such as net.ipv4.ip_forward"
+    )
+    diag.set_defaults(remote=run_diag)
+
+
+async def run_diag(ctx: Context) -> int:
+    from schema import wire
+
+    reply = await ctx.value(wire.Diag(name=ctx.args.op, args=list(ctx.args.args)))
+    if ctx.json:
+        ctx.emit({"op": ctx.args.op, "args": ctx.args.args, "value": reply.value})
+    else:
+        ctx.print(reply.value)
+    return 0
+
+
 # ---------------------------------------------------------------- revisions
 
 
@@ -326,10 +354,11 @@ COMMANDS = (
     add_diff,
     add_blame,
     add_dump_config,
+    add_diag,
 )
 # Commands `watch` may repeat: reads that end by themselves.
 WATCHABLE = frozenset(
-    {"status", "get", "log", "rollback-list", "show", "diff", "blame", "dump-config"}
+    {"status", "get", "log", "rollback-list", "show", "diff", "blame", "dump-config", "diag"}
 )
 
 __all__ = ["COMMANDS", "WATCHABLE", "status_text"]

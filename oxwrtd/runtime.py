@@ -646,6 +646,48 @@ class Runtime:
         # where every other RPC and the supervisor wait
         return await asyncio.to_thread(render)
 
+    async def diag(self, op: str, args: Sequence[str]) -> str:
+        """Read-only views of the kernel (core/diag.py), gathered on the kernel thread: the
+        netlink socket is that thread's."""
+        from oxwrtd.core import diag
+
+        try:
+            diag.check(op, args)
+        except diag.DiagError as exc:
+            raise ApiError(exc.code, str(exc)) from None
+        text: list[str] = []
+
+        def gather() -> list[str]:
+            text.append(self._diag(op, args))
+            return []
+
+        await self.offload(gather)
+        return text[0]
+
+    def _diag(self, op: str, args: Sequence[str]) -> str:
+        from oxwrtd.core import diag
+
+        if op in {"links", "addresses", "routes"}:
+            inventory = self.dataplane.netlink.inventory()
+            show = {"links": diag.links_text, "addresses": diag.addresses_text}
+            return show.get(op, diag.routes_text)(inventory)
+        if op == "firewall":
+            return self.dataplane.firewall_text or "no ruleset installed since the daemon started\n"
+        if op in {"nft", "nft-summary"}:
+            listing = self.dataplane.nft.list_ruleset()
+            return listing if op == "nft" else diag.nft_summary(listing)
+        if op == "dhcp":
+            config = self._status_config[1] if self._status_config else None
+            wans = (
+                [w.iface for w in config.wans_by_priority() if w.mode == "dhcp"] if config else []
+            )
+            return diag.dhcp_text(self.state.leases, wans, self.clock())
+        if op == "sysctl":
+            keys = [diag.sysctl_path(args[0])] if args else list(diag.SYSCTL_DEFAULTS)
+            return "".join(f"{key.replace('/', '.')} = {_read_proc(f'/proc/sys/{key}')}\n"
+                           for key in keys)  # fmt: skip
+        return _read_proc(diag.FILES[op], whole=True)
+
     async def restart(self, service: str, author: Author) -> Outcome:
         if self.services is None:
             raise ApiError("unsupported", "this runtime supervises no services")
@@ -771,6 +813,15 @@ def _read(path: Path) -> str | None:
 
 
 @functools.lru_cache(maxsize=128)
+def _read_proc(path: str, *, whole: bool = False) -> str:
+    """A /proc (or /etc) file for `diag`, or why it cannot be read."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as exc:
+        return f"({path}: {exc.strerror or exc})" + ("\n" if whole else "")
+    return text if whole else text.strip()
+
+
 def _parsed(public_toml: str) -> dict[str, Any]:
     """The parsed public text of a revision (immutable once journaled, so cached by text):
     status and get must not pay a full load and validation (~3 ms) per call."""

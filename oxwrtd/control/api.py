@@ -10,7 +10,7 @@ data from schema.wire or the Structs below, never with runtime internals. Invari
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Literal, Protocol
 
 import msgspec
@@ -108,6 +108,10 @@ class RouterApi(Protocol):
     async def blame(self, path: str) -> BlameLine: ...
 
     async def dump_config(self) -> str: ...
+
+    async def diag(self, op: str, args: Sequence[str]) -> str:
+        """A read-only view of the kernel (oxwrtd/core/diag.py); ApiError for the rest."""
+        ...
 
     async def restart(self, service: str, author: Author) -> Outcome: ...
 

@@ -39,8 +39,6 @@ UNSUPPORTED: Final[dict[type, str]] = {
     "router's config directory (mode 0600) and reload",
     wire.WgEnroll: "WireGuard enrolment is not available yet; add the peer under "
     "[[wireguard.peers]] and use `oxctl HOST config-push FILE`",
-    wire.Diag: "diagnostics are not available over the control plane yet; use `oxctl HOST "
-    "status` and `oxctl HOST logs SERVICE`",
 }
 
 
@@ -237,6 +235,11 @@ async def _dump(api: RouterApi, _: wire.Request) -> wire.Response:
     return wire.Value(value=await api.dump_config())
 
 
+async def _diag(api: RouterApi, request: wire.Request) -> wire.Response:
+    assert isinstance(request, wire.Diag)
+    return wire.Value(value=await api.diag(request.name, request.args))
+
+
 async def _backup(api: RouterApi, _: wire.Request) -> wire.Response:
     tarball = await api.backup()
     if len(tarball) > MAX_BACKUP_BYTES:
@@ -259,6 +262,7 @@ _READS: Final[dict[type, Callable[[RouterApi, wire.Request], Awaitable[wire.Resp
     wire.Blame: _blame,
     wire.ConfigDump: _dump,
     wire.Backup: _backup,
+    wire.Diag: _diag,
 }
 
 

@@ -112,9 +112,10 @@ def dump_addrs_request(seq: int) -> bytes:
     return _message(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, _IFADDR.pack(0, 0, 0, 0, 0))
 
 
-def dump_routes_request(seq: int, version: int) -> bytes:
-    """With NETLINK_GET_STRICT_CHK on the socket the kernel itself filters by protocol."""
-    body = _RTMSG.pack(_family(version), 0, 0, 0, 0, ROUTE_PROTO_OXWRT, 0, 0, 0)
+def dump_routes_request(seq: int, version: int, protocol: int = ROUTE_PROTO_OXWRT) -> bytes:
+    """With NETLINK_GET_STRICT_CHK on the socket the kernel itself filters by protocol (0: every
+    route, whoever made it)."""
+    body = _RTMSG.pack(_family(version), 0, 0, 0, 0, protocol, 0, 0, 0)
     return _message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, body)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from oxwrtd.core import net
+from oxwrtd.core.diag import Inventory
 from oxwrtd.core.firewall import FirewallFacts, compile_firewall
 from oxwrtd.core.fw_script import LastCompile, Ruleset
 from oxwrtd.core.net_diff import Scope, diff, scope
@@ -37,6 +38,7 @@ class NetlinkBackend(Protocol):
     def observe(self, scope: Scope) -> net.NetState: ...
     def apply(self, ops: Sequence[Op]) -> None: ...
     def present_links(self) -> frozenset[str]: ...
+    def inventory(self) -> Inventory: ...
 
 
 class Dataplane:
@@ -46,6 +48,7 @@ class Dataplane:
         self._owned_links: frozenset[str] = frozenset()  # links the last applied revision named
         self._compile = LastCompile()
         self.firewall_rules = 0  # rules of the last installed ruleset, for status
+        self.firewall_text = ""  # and its script, for `diag firewall`
 
     # ------------------------------------------------------------------ facts
 
@@ -111,7 +114,7 @@ class Dataplane:
             outcome = self.nft.apply(ruleset)
         except NftApplyError as exc:
             raise ApplyError("firewall", str(exc)) from exc
-        self.firewall_rules = ruleset.rules
+        self.firewall_rules, self.firewall_text = ruleset.rules, ruleset.text
         lines = [f"network: {len(ops)} change(s)"] if ops else []
         if outcome.changed:
             lines.append(f"firewall: installed {ruleset.table} revision {ruleset.digest[:12]}")
@@ -129,7 +132,7 @@ class Dataplane:
         _, ops, ruleset = self._compute(config, leases, now)
         self.netlink.apply(ops)
         self.nft.apply(ruleset, force=True)
-        self.firewall_rules = ruleset.rules
+        self.firewall_rules, self.firewall_text = ruleset.rules, ruleset.text
 
 
 def _host(address: str) -> str:

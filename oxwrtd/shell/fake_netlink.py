@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
+from oxwrtd.core.diag import AddrRow, Inventory, LinkRow, RouteRow
 from oxwrtd.core.net import (
     DEFAULT_PVID,
     OXWRT_ALIAS,
@@ -113,6 +114,34 @@ class FakeNetlink:
         state.routes = {k: r for k, (r, proto) in self.routes.items() if proto == ROUTE_PROTO_OXWRT}
         state.sysctls = {k: v for k, v in self.sysctls.items() if k in scope.sysctls}
         return state
+
+    def inventory(self) -> Inventory:
+        names = list(self.links)
+        links = [
+            LinkRow(
+                index=i,
+                name=fl.name,
+                kind=fl.kind,
+                operstate="up" if fl.up else "down",
+                mtu=65536 if fl.kind == "loopback" else 1500,
+                mac=fl.mac,
+                master=fl.master or "",
+            )
+            for i, fl in enumerate(self.links.values(), start=1)
+        ]
+        addrs = [AddrRow(link=a.link, cidr=a.cidr) for a in sorted(self.addrs)]
+        routes = [
+            RouteRow(
+                dest="default" if r.dest in {"0.0.0.0/0", "::/0"} else r.dest,
+                gateway=r.gateway or "",
+                link=r.link if r.link in names else "",
+                metric=r.metric,
+                table=r.table,
+                proto=proto,
+            )
+            for r, proto in sorted(self.routes.values())
+        ]
+        return Inventory(links=links, addrs=addrs, routes=routes)
 
     def apply(self, ops: Sequence[Op]) -> None:
         progress = Progress()

@@ -39,6 +39,10 @@ class FakeNft:
         lines = self.tables.get(table)
         return None if lines is None else "\n".join(lines) + "\n"
 
+    def list_ruleset(self) -> str:
+        return "".join(f"table {name} {{\n" + "".join(f"\t{line}\n" for line in lines) + "}\n"
+                       for name, lines in sorted(self.tables.items()))  # fmt: skip
+
     def drifted(self, ruleset: Ruleset) -> bool:
         if ruleset.absent:
             return self.observe(ruleset.table) is not None

@@ -22,6 +22,7 @@ from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from oxwrtd.core import net_rtnl as rtnl
+from oxwrtd.core.diag import AddrRow, Inventory, LinkRow, RouteRow
 from oxwrtd.core.net import (
     HOSTNAME_SYSCTL,
     OXWRT_ALIAS,
@@ -30,6 +31,7 @@ from oxwrtd.core.net import (
     Link,
     NetState,
     PortVlan,
+    Route,
 )
 from oxwrtd.core.net_diff import Scope
 from oxwrtd.core.net_ops import (
@@ -59,6 +61,7 @@ NETLINK_GET_STRICT_CHK = 12  # dumps honour the filters in the request (route pr
 IFF_UP = 0x1
 BRIDGE_VLAN_INFO_PVID = 0x2
 BRIDGE_VLAN_INFO_UNTAGGED = 0x4
+LOCAL_TABLE = 255  # the kernel's own local and broadcast routes: not worth listing
 BATCH = 256  # requests per send; their acks fit the receive buffer many times over
 RCVBUF = 1 << 20
 
@@ -133,6 +136,41 @@ class Netlink:
         if HOSTNAME_SYSCTL in scope.sysctls:
             state.hostname = self.sysctl.read([HOSTNAME_SYSCTL]).get(HOSTNAME_SYSCTL)
         return state
+
+    def inventory(self) -> Inventory:
+        """Every link, address and route of the namespace, owned or not (for `diag`)."""
+        raw_links = list(self._ipr.get_links())
+        names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in raw_links}
+        links = []
+        for m in raw_links:
+            info = m.get_attr("IFLA_LINKINFO")
+            kind = (info.get_attr("IFLA_INFO_KIND") if info else None) or (
+                "loopback" if m["index"] == 1 else "device"
+            )
+            links.append(
+                LinkRow(
+                    index=m["index"],
+                    name=names[m["index"]],
+                    kind=kind,
+                    operstate=str(m.get_attr("IFLA_OPERSTATE") or "").lower(),
+                    mtu=int(m.get_attr("IFLA_MTU") or 0),
+                    mac=str(m.get_attr("IFLA_ADDRESS") or ""),
+                    master=names.get(m.get_attr("IFLA_MASTER") or 0, ""),
+                )
+            )
+        addrs = []
+        for message in self._dump(rtnl.dump_addrs_request(self._next_seq())):
+            decoded = rtnl.decode_addr(message)
+            if decoded is not None:
+                addrs.append(AddrRow(link=names.get(decoded[0], str(decoded[0])), cidr=decoded[1]))
+        routes = []
+        for version in (4, 6):
+            request = rtnl.dump_routes_request(self._next_seq(), version, protocol=0)
+            for message in self._dump(request):
+                route_of = rtnl.decode_route(message)
+                if route_of is not None and route_of[1].table != LOCAL_TABLE:
+                    routes.append(_route_row(route_of[1], route_of[0], names))
+        return Inventory(links=links, addrs=addrs, routes=routes)
 
     def _port_vlans(self, owned: dict[int, str]) -> dict[str, tuple[PortVlan, ...]]:
         ports: dict[str, tuple[PortVlan, ...]] = {}
@@ -325,6 +363,18 @@ def _netlink_message(e: NetlinkError) -> str:
     text = os.strerror(e.code)
     extra = str(e.args[1]) if len(e.args) > 1 else ""
     return text if not extra or extra == text else f"{text} ({extra})"
+
+
+def _route_row(route: Route, proto: int, names: dict[int, str]) -> RouteRow:
+    default = route.dest in {"0.0.0.0/0", "::/0"}
+    return RouteRow(
+        dest="default" if default else route.dest,
+        gateway=route.gateway or "",
+        link=names.get(int(route.link), ""),
+        metric=route.metric,
+        table=route.table,
+        proto=proto,
+    )
 
 
 def _link(m: Any, names: dict[int, str]) -> Link:

@@ -69,6 +69,7 @@ class NftBackend(Protocol):
     def installed_digest(self, table: str) -> str | None: ...
     def observe(self, table: str) -> str | None: ...
     def drifted(self, ruleset: Ruleset) -> bool: ...
+    def list_ruleset(self) -> str: ...
 
 
 # The kernel gives the initial network namespace a fixed inode (PROC_NET_INIT_INO in
@@ -135,6 +136,13 @@ class Nft:
         """The kernel's listing of `table` (nft text), or None when it does not exist."""
         rc, out, _ = self._run(f"list table {table}")
         return out if rc == 0 else None
+
+    def list_ruleset(self) -> str:
+        """Every table of the namespace, as `nft list ruleset` prints it (for `diag`)."""
+        rc, out, err = self._run("list ruleset")
+        if rc != 0:
+            raise OSError(f"nft list ruleset: {err.strip()}")
+        return out
 
     def apply(self, ruleset: Ruleset, *, force: bool = False) -> ApplyOutcome:
         """Install `ruleset` unless it already is; `force` rewrites it anyway (drift repair)."""

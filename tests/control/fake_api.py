@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import tarfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 from oxwrtd.control.api import ApiError, Author, BlameLine, Outcome, RevisionInfo
@@ -164,6 +164,12 @@ class FakeApi:
     async def dump_config(self) -> str:
         self._record("dump_config")
         return PUBLIC_TOML + 'passphrase = "<redacted>"\n'
+
+    async def diag(self, op: str, args: Sequence[str]) -> str:
+        self._record("diag", op=op, args=list(args))
+        if op == "stall":
+            raise ApiError("unsupported", "diag stall is not available on this router yet")
+        return f"{op} {' '.join(args)}\n"
 
     async def restart(self, service: str, author: Author) -> Outcome:
         self._record("restart", service=service, author=author)

@@ -284,7 +284,6 @@ def test_a_bad_restore_is_refused_before_the_api_sees_it(data: str, needle: str)
         wire.Collection(collection="zone", action=wire.CrudList()),
         wire.VpnKeyUpload(name="a", private_key_b64="x"),
         wire.WgEnroll(name="a", allowed_ips="10.0.0.2/32", endpoint_host="h"),
-        wire.Diag(name="links"),
     ],
 )
 def test_unimplemented_requests_say_what_to_do_instead(request_: wire.Request) -> None:
@@ -294,6 +293,16 @@ def test_unimplemented_requests_say_what_to_do_instead(request_: wire.Request) -
     assert answer.code == "unsupported"
     assert answer.message == UNSUPPORTED[type(request_)]
     assert api.calls == []
+
+
+def test_diag_reaches_the_api_and_its_refusals_come_back_as_errors() -> None:
+    api = FakeApi()
+    assert reply(api, wire.Diag(name="sysctl", args=["net.ipv4.ip_forward"])) == wire.Value(
+        value="sysctl net.ipv4.ip_forward\n"
+    )
+    assert api.calls == [("diag", {"op": "sysctl", "args": ["net.ipv4.ip_forward"]})]
+    answer = reply(api, wire.Diag(name="stall"))
+    assert isinstance(answer, wire.Err) and answer.code == "unsupported"
 
 
 SAMPLES: dict[type, wire.Request] = {

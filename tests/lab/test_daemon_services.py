@@ -261,3 +261,35 @@ def test_services_a_killed_daemon_left_running_are_ended_when_it_restarts(
     # the new instance got port 53: the old one no longer held it
     assert wait_for(lambda: f"{ROUTER}:53" in lab.run("router", "ss", "-Hlun").stdout)
     assert services(router)["dnsmasq"].get("restarts", 0) == 0, services(router)["dnsmasq"]
+
+
+def test_diag_shows_the_operator_the_kernel_without_a_shell(
+    lab: Topology, router: LabRouter
+) -> None:
+    def diag(*args: str) -> str:
+        res = router.oxctl("lan", ROUTER, "diag", *args)
+        assert res.returncode == 0, res.stdout + res.stderr
+        return res.stdout
+
+    assert wait_for(lambda: wan_address(lab) is not None, LEASE_TIMEOUT_S), router.tail()
+    links = diag("links")
+    assert all(name in links for name in ("br-lan", "wan0", "lo")), links
+    assert f"{wan_address(lab)}/24" in diag("addresses")
+    assert wait_for(lambda: lab.wan.gateway in diag("routes")), diag("routes")
+    default = next(line for line in diag("routes").splitlines() if line.startswith("default"))
+    assert default.split()[1:3] == [lab.wan.gateway, "wan0"] and default.split()[-1] == "oxwrt"
+    listed = json.loads(lab.run("router", "nft", "-j", "list", "table", "inet", "oxwrt").stdout)
+    rules = sum(1 for item in listed["nftables"] if "rule" in item)
+    summary = diag("nft-summary").split("table ")
+    ours = next(part for part in summary if part.startswith("inet oxwrt\n"))
+    counted = sum(int(line.split(": ")[-1].split()[0]) for line in ours.splitlines()[1:]
+                  if line.startswith("  chain "))  # fmt: skip
+    assert counted == rules > 20, ours  # the summary counts what the kernel holds
+    assert diag("sysctl", "net.ipv4.ip_forward") == "net.ipv4.ip_forward = 1\n"
+    assert "wan0: " in diag("dhcp") and "s left" in diag("dhcp")
+    refused = router.oxctl("lan", ROUTER, "diag", "sysctl", "../../../etc/shadow")
+    assert refused.returncode == 1 and "not a sysctl key" in refused.stdout + refused.stderr
+    later = router.oxctl("lan", ROUTER, "diag", "ping", "198.51.100.80")
+    assert (
+        later.returncode == 1 and "not available on this router yet" in later.stdout + later.stderr
+    )

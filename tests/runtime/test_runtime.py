@@ -244,3 +244,25 @@ def test_status_diff_blame_and_dump_config_never_show_secrets(router: Router) ->
     assert "<redacted>" in dump and "another-secret-1" not in dump
     revs = router.run(router.rt.revisions())
     assert [r.id for r in revs] == [2, 1] and revs[1].running
+
+
+def test_diag_reads_the_kernel_the_runtime_applied_to(router: Router) -> None:
+    router.write(public(), secrets())
+    router.rt.boot()
+
+    def diag(op: str, *args: str) -> str:
+        return router.run(router.rt.diag(op, list(args)))
+
+    assert "br-lan" in diag("links") and "bridge" in diag("links")
+    assert "192.168.50.1/24" in diag("addresses")
+    summary = diag("nft-summary")
+    assert "table inet oxwrt" in summary and "chain input" in summary
+    assert diag("firewall") == router.rt.dataplane.firewall_text != ""
+    assert diag("sysctl").startswith("net.ipv4.ip_forward = ")
+    assert diag("modules")  # this machine's /proc/modules, or why it cannot be read
+    with pytest.raises(ApiError, match="not a sysctl key") as err:
+        diag("sysctl", "../../etc/shadow")
+    assert err.value.code == "bad-request"
+    with pytest.raises(ApiError, match="diag wol is not available") as err:
+        diag("wol", "00:11:22:33:44:55")
+    assert err.value.code == "unsupported"

@@ -263,3 +263,26 @@ def test_bridge_vlan_filtering_is_applied_or_refused_with_its_path(cookbook_worl
         assert observed.links["br-lan"].vlan_filtering
         assert observed.links["lan0"].port_vlans == want.links["lan0"].port_vlans
         assert cookbook_world.converge(want) == []
+
+
+def test_the_inventory_lists_every_link_address_and_route_owned_or_not(
+    cookbook_world: World,
+) -> None:
+    """`diag` sees the whole namespace: oxwrt's objects and everyone else's."""
+    present = cookbook_world.adapter.present_links()
+    want = desired(make_config(), facts(present_links=present))
+    cookbook_world.converge(want)
+    cookbook_world.foreign_route()
+    inventory = cookbook_world.adapter.inventory()  # type: ignore[attr-defined]
+    links = {row.name: row for row in inventory.links}
+    assert {"lo", "wan0", "lan0", "guest0", "br-lan", "eth9"} <= set(links)
+    assert links["lan0"].master == "br-lan" and links["br-lan"].kind == "bridge"
+    assert links["lo"].kind == "loopback" and links["wan0"].mtu > 0
+    addrs = {(row.link, row.cidr) for row in inventory.addrs}
+    assert {(a.link, a.cidr) for a in want.addrs} <= addrs
+    assert ("eth9", "172.16.0.2/12") in addrs  # not oxwrt's, listed all the same
+    routes = {(row.dest, row.link, row.proto) for row in inventory.routes}
+    for route in want.routes.values():
+        dest = "default" if route.dest in {"0.0.0.0/0", "::/0"} else route.dest
+        assert (dest, route.link, 155) in routes
+    assert any(row.link == "eth9" and row.proto == 4 for row in inventory.routes)
