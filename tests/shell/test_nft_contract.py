@@ -105,6 +105,20 @@ def test_apply_installs_and_reads_back(nft: Any) -> None:
     assert "zone_lan_input" in nft.observe("inet oxwrt")
 
 
+def test_the_whole_ruleset_lists_every_table_for_diag(nft: Any) -> None:
+    from oxwrtd.core.diag import nft_summary
+
+    rs = compiled()
+    nft.apply(rs)
+    listing = nft.list_ruleset()
+    assert "table inet oxwrt {" in listing and "chain zone_lan_input {" in listing
+    ours = nft_summary(listing).split("table ")[1]
+    assert ours.startswith("inet oxwrt\n")
+    counted = sum(int(line.split(": ")[-1].split()[0]) for line in ours.splitlines()[1:]
+                  if line.startswith("  chain "))  # fmt: skip
+    assert counted == rs.rules  # what the compiler counted is what the listing holds
+
+
 def test_same_ruleset_twice_writes_nothing_and_listing_is_identical(nft: Any) -> None:
     rs = compiled()
     nft.apply(rs)
