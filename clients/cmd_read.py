@@ -171,7 +171,7 @@ def add_diag(commands: Subcommands) -> None:
         commands,
         "diag",
         "what the router's kernel holds: links, addresses, routes, firewall, nft, nft-summary, "
-        "dhcp, sysctl [KEY], conntrack, resolv, modules",
+        "dhcp, sysctl [KEY], qdisc, dmesg, conntrack, resolv, modules",
     )
     diag.add_argument("op", metavar="OP", help="e.g. links, routes, nft-summary, sysctl")
     diag.add_argument(

@@ -36,7 +36,7 @@ from oxwrtd.core.status_view import access_points, wan_view
 from oxwrtd.core.unbuilt import unbuilt
 from oxwrtd.eventlog import EventLog
 from oxwrtd.shell.dataplane import ApplyError, Dataplane
-from oxwrtd.shell.links import operstates
+from oxwrtd.shell.links import kernel_log, operstates
 from oxwrtd.shell.nft import NftApplyError
 from schema import secrets as sec
 from schema import wire
@@ -682,6 +682,13 @@ class Runtime:
                 [w.iface for w in config.wans_by_priority() if w.mode == "dhcp"] if config else []
             )
             return diag.dhcp_text(self.state.leases, wans, self.clock())
+        if op == "qdisc":
+            return diag.qdiscs_text(self.dataplane.netlink.qdiscs())
+        if op == "dmesg":
+            try:
+                return diag.kmsg_text(kernel_log())
+            except OSError as exc:
+                return f"(the kernel log cannot be read: {exc.strerror or exc})\n"
         if op == "sysctl":
             keys = [diag.sysctl_path(args[0])] if args else list(diag.SYSCTL_DEFAULTS)
             return "".join(f"{key.replace('/', '.')} = {_read_proc(f'/proc/sys/{key}')}\n"

@@ -3,7 +3,8 @@
 Pure: the runtime gathers the facts (netlink dumps, nft listing, /proc reads) and this module
 checks the arguments and lays the facts out. The reference's read-only operations are here;
 those that run programs (ping, traceroute, drill, ss, wg), send packets (wol), or can reboot the
-box (stall) are refused as not available yet, each saying what to use instead.
+box (stall) are refused as not available yet, each saying what to use instead. `wg` stays out
+on purpose: the reference's prints the server's private key.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ class RouteRow(msgspec.Struct, frozen=True):
     metric: int
     table: int
     proto: int
+
+
+class QdiscRow(msgspec.Struct, frozen=True):
+    link: str
+    kind: str
+    handle: int  # tc's major:minor, as the kernel packs it (major << 16 | minor)
+    parent: int  # TC_H_ROOT (0xffffffff) for a root qdisc
 
 
 class Inventory(msgspec.Struct, frozen=True):
@@ -78,8 +86,11 @@ READS: Final = (
     "nft-summary",
     "dhcp",
     "sysctl",
+    "qdisc",
+    "dmesg",
     *FILES,
 )
+DMESG_LINES: Final = 2000  # the newest; a whole kernel ring can be megabytes
 NOT_YET: Final = {
     "ping": 'run the `ping` health probe ([health] probes = ["ping:IP"]) or ping from a LAN host',
     "traceroute": "trace from a LAN host: the router forwards it",
@@ -87,8 +98,6 @@ NOT_YET: Final = {
     "ss": "`oxctl HOST status` lists each service; `diag nft` shows what the firewall accepts",
     "ping-many": "ping from a LAN host",
     "wg": "WireGuard is not built yet (status lists it under problems)",
-    "qdisc": "SQM is not built yet (status lists it under problems)",
-    "dmesg": "`oxctl HOST logs SERVICE` for a service; the daemon's log is on its console",
     "wol": "send the magic packet from a LAN host",
     "stall": "not offered: it would reboot the router through the watchdog",
 }
@@ -176,6 +185,36 @@ def nft_summary(listing: str) -> str:
     return "\n".join(out) + "\n" if out else "no tables\n"
 
 
+def qdiscs_text(rows: Sequence[QdiscRow]) -> str:
+    out = [(r.link, r.kind, _tc_handle(r.handle), _tc_parent(r.parent)) for r in rows]
+    return table(("LINK", "QDISC", "HANDLE", "PARENT"), sorted(out))
+
+
+def kmsg_text(records: Sequence[bytes], limit: int = DMESG_LINES) -> str:
+    """/dev/kmsg records (`prio,seq,usec,flags;text` plus ` KEY=value` lines) as dmesg prints
+    them: `[seconds] text`, the newest `limit` lines."""
+    lines: list[str] = []
+    for record in records:
+        head, sep, rest = record.decode(errors="replace").partition(";")
+        fields = head.split(",")
+        if not sep or len(fields) < 3 or not fields[2].isdigit():
+            continue
+        text = rest.split("\n", 1)[0]
+        lines.append(f"[{int(fields[2]) / 1e6:12.6f}] {text}")
+    dropped = len(lines) - limit
+    head_note = [f"({dropped} older lines not shown)"] if dropped > 0 else []
+    return "\n".join(head_note + lines[-limit:]) + "\n" if lines else "(kernel log is empty)\n"
+
+
+def _tc_handle(handle: int) -> str:
+    major, minor = handle >> 16, handle & 0xFFFF
+    return f"{major:x}:{minor:x}" if minor else f"{major:x}:"
+
+
+def _tc_parent(parent: int) -> str:
+    return "root" if parent == 0xFFFFFFFF else _tc_handle(parent)
+
+
 def dhcp_text(leases: Mapping[str, Lease], wan_ifaces: Sequence[str], now: float) -> str:
     """The DHCP lease each DHCP WAN holds, as the journal last recorded it."""
     if not wan_ifaces:
@@ -219,12 +258,15 @@ __all__ = [
     "DiagError",
     "Inventory",
     "LinkRow",
+    "QdiscRow",
     "RouteRow",
     "addresses_text",
     "check",
     "dhcp_text",
+    "kmsg_text",
     "links_text",
     "nft_summary",
+    "qdiscs_text",
     "routes_text",
     "sysctl_path",
     "table",

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from oxwrtd.core import net
-from oxwrtd.core.diag import Inventory
+from oxwrtd.core.diag import Inventory, QdiscRow
 from oxwrtd.core.firewall import FirewallFacts, compile_firewall
 from oxwrtd.core.fw_script import LastCompile, Ruleset
 from oxwrtd.core.net_diff import Scope, diff, scope
@@ -39,6 +39,7 @@ class NetlinkBackend(Protocol):
     def apply(self, ops: Sequence[Op]) -> None: ...
     def present_links(self) -> frozenset[str]: ...
     def inventory(self) -> Inventory: ...
+    def qdiscs(self) -> list[QdiscRow]: ...
 
 
 class Dataplane:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
-from oxwrtd.core.diag import AddrRow, Inventory, LinkRow, RouteRow
+from oxwrtd.core.diag import AddrRow, Inventory, LinkRow, QdiscRow, RouteRow
 from oxwrtd.core.net import (
     DEFAULT_PVID,
     OXWRT_ALIAS,
@@ -114,6 +114,20 @@ class FakeNetlink:
         state.routes = {k: r for k, (r, proto) in self.routes.items() if proto == ROUTE_PROTO_OXWRT}
         state.sysctls = {k: v for k, v in self.sysctls.items() if k in scope.sysctls}
         return state
+
+    def qdiscs(self) -> list[QdiscRow]:
+        """What a kernel gives a link that is up: noqueue on lo and bridges, pfifo_fast else
+        (a link that is down has none listed)."""
+        return [
+            QdiscRow(
+                link=name,
+                kind="noqueue" if fl.kind in {"loopback", "bridge"} else "pfifo_fast",
+                handle=0,
+                parent=0xFFFFFFFF,
+            )
+            for name, fl in self.links.items()
+            if fl.up
+        ]
 
     def inventory(self) -> Inventory:
         names = list(self.links)

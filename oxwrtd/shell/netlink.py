@@ -22,7 +22,7 @@ from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from oxwrtd.core import net_rtnl as rtnl
-from oxwrtd.core.diag import AddrRow, Inventory, LinkRow, RouteRow
+from oxwrtd.core.diag import AddrRow, Inventory, LinkRow, QdiscRow, RouteRow
 from oxwrtd.core.net import (
     HOSTNAME_SYSCTL,
     OXWRT_ALIAS,
@@ -171,6 +171,19 @@ class Netlink:
                 if route_of is not None and route_of[1].table != LOCAL_TABLE:
                     routes.append(_route_row(route_of[1], route_of[0], names))
         return Inventory(links=links, addrs=addrs, routes=routes)
+
+    def qdiscs(self) -> list[QdiscRow]:
+        """Every queueing discipline of the namespace (for `diag qdisc`)."""
+        names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in self._ipr.get_links()}
+        return [
+            QdiscRow(
+                link=names.get(m["index"], str(m["index"])),
+                kind=str(m.get_attr("TCA_KIND") or ""),
+                handle=int(m["handle"]),
+                parent=int(m["parent"]),
+            )
+            for m in self._ipr.get_qdiscs()
+        ]
 
     def _port_vlans(self, owned: dict[int, str]) -> dict[str, tuple[PortVlan, ...]]:
         ports: dict[str, tuple[PortVlan, ...]] = {}

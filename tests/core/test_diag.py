@@ -9,12 +9,15 @@ from oxwrtd.core.diag import (
     DiagError,
     Inventory,
     LinkRow,
+    QdiscRow,
     RouteRow,
     addresses_text,
     check,
     dhcp_text,
+    kmsg_text,
     links_text,
     nft_summary,
+    qdiscs_text,
     routes_text,
     sysctl_path,
 )
@@ -155,3 +158,33 @@ def test_dhcp_shows_each_dhcp_wan_and_what_its_lease_is_worth_now() -> None:
         "wan2: no lease yet\n"
     )
     assert dhcp_text(leases, [], now) == "no DHCP WAN in the running revision\n"
+
+
+def test_dmesg_reads_kmsg_records_as_dmesg_prints_them_newest_last() -> None:
+    records = [
+        b"6,1,1500000,-;first line\n",
+        b"4,2,2250001,-;usb 1-1: new device\n SUBSYSTEM=usb\n DEVICE=c189:1\n",
+        b"garbage without a header\n",
+        b"3,3,3000000,c;third\n",
+    ]
+    assert kmsg_text(records) == (
+        "[    1.500000] first line\n[    2.250001] usb 1-1: new device\n[    3.000000] third\n"
+    )
+    assert kmsg_text(records, limit=1) == "(2 older lines not shown)\n[    3.000000] third\n"
+    assert kmsg_text([]) == "(kernel log is empty)\n"
+
+
+def test_qdiscs_show_handles_as_tc_does() -> None:
+    rows = [
+        QdiscRow(link="wan0", kind="cake", handle=0x80010000, parent=0xFFFFFFFF),
+        QdiscRow(link="lo", kind="noqueue", handle=0, parent=0xFFFFFFFF),
+        QdiscRow(link="wan0", kind="fq_codel", handle=0x10001, parent=0x10000),
+    ]
+    assert qdiscs_text(rows).splitlines() == [
+        "LINK  QDISC     HANDLE  PARENT",
+        "lo    noqueue   0:      root",
+        "wan0  cake      8001:   root",
+        "wan0  fq_codel  1:1     1:",
+    ]
+    check("qdisc", [])
+    check("dmesg", [])

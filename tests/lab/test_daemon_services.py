@@ -287,6 +287,7 @@ def test_diag_shows_the_operator_the_kernel_without_a_shell(
     assert counted == rules > 20, ours  # the summary counts what the kernel holds
     assert diag("sysctl", "net.ipv4.ip_forward") == "net.ipv4.ip_forward = 1\n"
     assert "wan0: " in diag("dhcp") and "s left" in diag("dhcp")
+    assert "br-lan" in diag("qdisc") and diag("dmesg").startswith(("[", "("))
     refused = router.oxctl("lan", ROUTER, "diag", "sysctl", "../../../etc/shadow")
     assert refused.returncode == 1 and "not a sysctl key" in refused.stdout + refused.stderr
     later = router.oxctl("lan", ROUTER, "diag", "ping", "198.51.100.80")

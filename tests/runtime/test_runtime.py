@@ -260,6 +260,7 @@ def test_diag_reads_the_kernel_the_runtime_applied_to(router: Router) -> None:
     assert diag("firewall") == router.rt.dataplane.firewall_text != ""
     assert diag("sysctl").startswith("net.ipv4.ip_forward = ")
     assert diag("modules")  # this machine's /proc/modules, or why it cannot be read
+    assert "lo" in diag("qdisc") and diag("dmesg")
     with pytest.raises(ApiError, match="not a sysctl key") as err:
         diag("sysctl", "../../etc/shadow")
     assert err.value.code == "bad-request"

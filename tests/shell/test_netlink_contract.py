@@ -286,3 +286,16 @@ def test_the_inventory_lists_every_link_address_and_route_owned_or_not(
         dest = "default" if route.dest in {"0.0.0.0/0", "::/0"} else route.dest
         assert (dest, route.link, 155) in routes
     assert any(row.link == "eth9" and row.proto == 4 for row in inventory.routes)
+
+
+def test_every_link_that_is_up_has_its_queueing_discipline_listed(world: World) -> None:
+    world.add_device("wan0")
+    if world.ns is None:
+        assert isinstance(world.adapter, FakeNetlink)
+        world.adapter.links["wan0"].up = True
+    else:
+        ip(world.ns, "link", "set", "lo", "up")
+        ip(world.ns, "link", "set", "wan0", "up")
+    qdiscs = world.adapter.qdiscs()  # type: ignore[attr-defined]
+    assert {"lo", "wan0"} <= {q.link for q in qdiscs}
+    assert all(q.kind for q in qdiscs)
