@@ -28,7 +28,7 @@ import msgspec
 
 from oxwrtd.control.api import ApiError, Author, BlameLine, Outcome, RevisionInfo
 from oxwrtd.core import decide as d
-from oxwrtd.core import health, net
+from oxwrtd.core import diag, health, net
 from oxwrtd.core.net_ops import ApplyFailed as NetApplyFailed
 from oxwrtd.core.render_hostapd import ap_interfaces
 from oxwrtd.core.state import Revision, State
@@ -649,24 +649,13 @@ class Runtime:
     async def diag(self, op: str, args: Sequence[str]) -> str:
         """Read-only views of the kernel (core/diag.py), gathered on the kernel thread: the
         netlink socket is that thread's."""
-        from oxwrtd.core import diag
-
         try:
             diag.check(op, args)
         except diag.DiagError as exc:
             raise ApiError(exc.code, str(exc)) from None
-        text: list[str] = []
-
-        def gather() -> list[str]:
-            text.append(self._diag(op, args))
-            return []
-
-        await self.offload(gather)
-        return text[0]
+        return (await self.offload(lambda: [self._diag(op, args)]))[0]
 
     def _diag(self, op: str, args: Sequence[str]) -> str:
-        from oxwrtd.core import diag
-
         if op in {"links", "addresses", "routes"}:
             inventory = self.dataplane.netlink.inventory()
             show = {"links": diag.links_text, "addresses": diag.addresses_text}
@@ -674,7 +663,10 @@ class Runtime:
         if op == "firewall":
             return self.dataplane.firewall_text or "no ruleset installed since the daemon started\n"
         if op in {"nft", "nft-summary"}:
-            listing = self.dataplane.nft.list_ruleset()
+            try:
+                listing = self.dataplane.nft.list_ruleset()
+            except OSError as exc:
+                return f"({exc})\n"
             return listing if op == "nft" else diag.nft_summary(listing)
         if op == "dhcp":
             config = self._status_config[1] if self._status_config else None
