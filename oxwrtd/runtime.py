@@ -811,7 +811,6 @@ def _read(path: Path) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=128)
 def _read_proc(path: str, *, whole: bool = False) -> str:
     """A /proc (or /etc) file for `diag`, or why it cannot be read."""
     try:
@@ -821,6 +820,7 @@ def _read_proc(path: str, *, whole: bool = False) -> str:
     return text if whole else text.strip()
 
 
+@functools.lru_cache(maxsize=128)
 def _parsed(public_toml: str) -> dict[str, Any]:
     """The parsed public text of a revision (immutable once journaled, so cached by text):
     status and get must not pay a full load and validation (~3 ms) per call."""

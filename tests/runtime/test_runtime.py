@@ -267,3 +267,15 @@ def test_diag_reads_the_kernel_the_runtime_applied_to(router: Router) -> None:
     with pytest.raises(ApiError, match="diag wol is not available") as err:
         diag("wol", "00:11:22:33:44:55")
     assert err.value.code == "unsupported"
+
+
+def test_diag_reads_files_afresh_and_revision_texts_stay_cached(tmp_path: Path) -> None:
+    """A /proc value changes between two diags; a journaled revision's text never does."""
+    from oxwrtd import runtime
+
+    knob = tmp_path / "ip_forward"
+    knob.write_text("0\n")
+    assert runtime._read_proc(str(knob)) == "0"
+    knob.write_text("1\n")
+    assert runtime._read_proc(str(knob)) == "1"
+    assert runtime._parsed('hostname = "r1"\n') is runtime._parsed('hostname = "r1"\n')
