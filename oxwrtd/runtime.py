@@ -85,7 +85,9 @@ class Runtime:
         self.env = dict(env or {})
         self.started = clock()
         self.problems: list[str] = []  # shown in status until the next successful load
-        self._status_config: tuple[int, Config | None] | None = None  # (revision, its config)
+        # the last revision loaded as a Config: revisions are immutable, and status, drift
+        # checks and the health gate ask for the running one again and again (~3 ms a load)
+        self._loaded_config: tuple[int, Config | None] | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         # Kernel work blocks (netlink, nft, fsync) and pyroute2 must not run on the event loop:
@@ -156,7 +158,7 @@ class Runtime:
         for line in unbuilt(_parsed(rev.public_toml)):
             log.warning("revision %d: %s", rev.id, line)
         self._write_files(rev, loaded)
-        self._status_config = (rev.id, config)  # status need not load it again
+        self._loaded_config = (rev.id, config)
         for hook in self.on_applied:
             hook(config)
         return d.ApplyOutcome(apply=apply, ok=True)
@@ -308,7 +310,7 @@ class Runtime:
         a new gated window began (journaled, so a restart inside it resumes the gate)."""
         if apply.why == "fact" and self._watch and self._watch.revision == apply.revision:
             return False  # a lease re-applied the same revision: its window and gate carry on
-        config = self._load_revision(self.state.revisions[apply.revision]).config
+        config = self._config_of(apply.revision)
         if config is None:  # it was just applied, so it loads; be safe rather than stop
             return False
         now = self.clock()
@@ -359,9 +361,15 @@ class Runtime:
 
     def _running_config(self) -> Config | None:
         running = self.state.running
-        return (
-            None if running is None else self._load_revision(self.state.revisions[running]).config
-        )
+        return None if running is None else self._config_of(running)
+
+    def _config_of(self, revision: int) -> Config | None:
+        """The Config of a journaled revision, loaded once while it stays the one asked for."""
+        cached = self._loaded_config  # one read: the event loop and the kernel thread both ask
+        if cached is None or cached[0] != revision:
+            cached = (revision, self._load_revision(self.state.revisions[revision]).config)
+            self._loaded_config = cached
+        return cached[1]
 
     def kernel_drift(self) -> list[str]:
         """What the kernel holds that the running revision does not describe; kernel thread."""
@@ -431,14 +439,8 @@ class Runtime:
 
     def _network_status(self) -> dict[str, Any]:
         """The WAN and access-point parts of `status`, from the running revision's config
-        (loaded once per revision: status must stay cheap) and the journal's leases."""
-        running = self.state.running
-        if running is None:
-            return {}
-        if self._status_config is None or self._status_config[0] != running:
-            loaded = self._load_revision(self.state.revisions[running])
-            self._status_config = (running, loaded.config)
-        config = self._status_config[1]
+        and the journal's leases."""
+        config = self._running_config()
         if config is None:
             return {}
         view = wan_view(config, self.state.leases, self.state.probes, self.clock())
@@ -669,7 +671,7 @@ class Runtime:
                 return f"({exc})\n"
             return listing if op == "nft" else diag.nft_summary(listing)
         if op == "dhcp":
-            config = self._status_config[1] if self._status_config else None
+            config = self._running_config()
             wans = (
                 [w.iface for w in config.wans_by_priority() if w.mode == "dhcp"] if config else []
             )
