@@ -15,6 +15,7 @@ from typing import Final
 
 import msgspec
 
+from oxwrtd.core.net import Route
 from oxwrtd.core.state import Lease
 
 
@@ -40,6 +41,19 @@ class RouteRow(msgspec.Struct, frozen=True):
     metric: int
     table: int
     proto: int
+
+
+def route_row(route: Route, proto: int, link: str) -> RouteRow:
+    """A route as diag lists it; `link` is its device's name ("" when it has none)."""
+    default = route.dest in {"0.0.0.0/0", "::/0"}
+    return RouteRow(
+        dest="default" if default else route.dest,
+        gateway=route.gateway or "",
+        link=link,
+        metric=route.metric,
+        table=route.table,
+        proto=proto,
+    )
 
 
 class QdiscRow(msgspec.Struct, frozen=True):
@@ -267,6 +281,7 @@ __all__ = [
     "links_text",
     "nft_summary",
     "qdiscs_text",
+    "route_row",
     "routes_text",
     "sysctl_path",
     "table",

@@ -30,15 +30,15 @@ def wan_view(
     config: Config, leases: Mapping[str, Lease], probes: Mapping[str, Probe], now: float
 ) -> WanView:
     held = lease_facts(config, leases, now)
+    wans = config.wans_by_priority()
     addresses: dict[str, tuple[str, int, str | None, int]] = {}  # name -> address, prefix, gw, s
-    for wan in config.wans_by_priority():
+    for wan in wans:
         if wan.mode == "static" and wan.address is not None and wan.prefix is not None:
             addresses[wan.name] = (wan.address, wan.prefix, wan.gateway, 0)
         elif wan.name in held:
             got, row = held[wan.name], leases[wan.iface]
             seconds = round(row.expires - row.at) if row.expires is not None else 0
             addresses[wan.name] = (got.address, got.prefix, got.gateway, seconds)
-    wans = config.wans_by_priority()
     active = next((w for w in wans if w.name in addresses and addresses[w.name][2]), None)
     gateway_probe = probes.get("wan-gateway")
     entries = [_entry(w, addresses.get(w.name), w is active, gateway_probe) for w in wans]

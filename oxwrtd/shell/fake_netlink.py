@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
-from oxwrtd.core.diag import AddrRow, Inventory, LinkRow, QdiscRow, RouteRow
+from oxwrtd.core.diag import AddrRow, Inventory, LinkRow, QdiscRow, route_row
 from oxwrtd.core.net import (
     DEFAULT_PVID,
     OXWRT_ALIAS,
@@ -145,14 +145,7 @@ class FakeNetlink:
         ]
         addrs = [AddrRow(link=a.link, cidr=a.cidr) for a in sorted(self.addrs)]
         routes = [
-            RouteRow(
-                dest="default" if r.dest in {"0.0.0.0/0", "::/0"} else r.dest,
-                gateway=r.gateway or "",
-                link=r.link if r.link in names else "",
-                metric=r.metric,
-                table=r.table,
-                proto=proto,
-            )
+            route_row(r, proto, r.link if r.link in names else "")
             for r, proto in sorted(self.routes.values())
         ]
         return Inventory(links=links, addrs=addrs, routes=routes)

@@ -22,7 +22,7 @@ from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from oxwrtd.core import net_rtnl as rtnl
-from oxwrtd.core.diag import AddrRow, Inventory, LinkRow, QdiscRow, RouteRow
+from oxwrtd.core.diag import AddrRow, Inventory, LinkRow, QdiscRow, route_row
 from oxwrtd.core.net import (
     HOSTNAME_SYSCTL,
     OXWRT_ALIAS,
@@ -31,7 +31,6 @@ from oxwrtd.core.net import (
     Link,
     NetState,
     PortVlan,
-    Route,
 )
 from oxwrtd.core.net_diff import Scope
 from oxwrtd.core.net_ops import (
@@ -169,7 +168,8 @@ class Netlink:
             for message in self._dump(request):
                 route_of = rtnl.decode_route(message)
                 if route_of is not None and route_of[1].table != LOCAL_TABLE:
-                    routes.append(_route_row(route_of[1], route_of[0], names))
+                    route = route_of[1]
+                    routes.append(route_row(route, route_of[0], names.get(int(route.link), "")))
         return Inventory(links=links, addrs=addrs, routes=routes)
 
     def qdiscs(self) -> list[QdiscRow]:
@@ -376,18 +376,6 @@ def _netlink_message(e: NetlinkError) -> str:
     text = os.strerror(e.code)
     extra = str(e.args[1]) if len(e.args) > 1 else ""
     return text if not extra or extra == text else f"{text} ({extra})"
-
-
-def _route_row(route: Route, proto: int, names: dict[int, str]) -> RouteRow:
-    default = route.dest in {"0.0.0.0/0", "::/0"}
-    return RouteRow(
-        dest="default" if default else route.dest,
-        gateway=route.gateway or "",
-        link=names.get(int(route.link), ""),
-        metric=route.metric,
-        table=route.table,
-        proto=proto,
-    )
 
 
 def _link(m: Any, names: dict[int, str]) -> Link:
